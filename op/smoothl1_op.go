@@ -1,0 +1,372 @@
+package op
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Compile-time interface checks.
+var (
+	_ G.SDOp            = smoothL1Op{}
+	_ G.ADOp            = smoothL1Op{}
+	_ G.UsePreallocDoer = smoothL1Op{}
+)
+
+// SmoothL1Loss mirrors faster-rcnn.pytorch's _smooth_l1_loss(bbox_pred, bbox_targets,
+// bbox_inside_weights, bbox_outside_weights, sigma, dim): with x = insideW * (pred - target),
+//
+//	loss = mean over the remaining axes of ( sum over dims of outsideW * f_sigma(x) )
+//
+// dims defaults to {1}. insideW and outsideW may be nil (all ones). The result is a scalar node;
+// its gradient flows to pred and target (the branch mask carries none, as the seed's .detach()).
+// It returns an error, never panics, on nil or mismatched nodes, non-float dtypes, bad sigma or
+// bad dims.
+func SmoothL1Loss(pred, target, insideW, outsideW *G.Node, sigma float64, dims ...int) (*G.Node, error) {
+	if len(dims) == 0 {
+		dims = []int{1}
+	}
+	return SmoothL1(pred, target, WithSigma(sigma), WithWeights(insideW, outsideW), WithSumDims(dims...))
+}
+
+// SmoothL1 is the smooth L1 loss with PyTorch's conventions (F.smooth_l1_loss: beta 1, mean
+// reduction by default), extended with the seed's inside/outside weights and sum dims.
+// See the package documentation for the formulas. It returns an error naming the argument for
+// any input it cannot handle.
+func SmoothL1(pred, target *G.Node, opts ...Option) (*G.Node, error) {
+	var c config
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	o, err := newSmoothL1Op(pred, target, &c)
+	if err != nil {
+		return nil, err
+	}
+	nodes := []*G.Node{pred, target}
+	if c.insideW != nil {
+		nodes = append(nodes, c.insideW)
+	}
+	if c.outsideW != nil {
+		nodes = append(nodes, c.outsideW)
+	}
+	n, err := G.ApplyOp(o, nodes...)
+	if err != nil {
+		return nil, fmt.Errorf("op: SmoothL1: %w", err)
+	}
+	return n, nil
+}
+
+// smoothL1Op is the fused forward pass. It is an immutable value: safe to share between graphs
+// and goroutines.
+type smoothL1Op struct {
+	p          params
+	reduction  Reduction
+	dims       []int // normalised axes, reduction == sumDims only
+	hasInside  bool
+	hasOutside bool
+	targetGrad bool
+	shape      tensor.Shape // pred's shape
+}
+
+func checkNode(name string, n *G.Node) error {
+	if n == nil {
+		return fmt.Errorf("op: %s is nil", name)
+	}
+	return nil
+}
+
+func newSmoothL1Op(pred, target *G.Node, c *config) (smoothL1Op, error) {
+	var o smoothL1Op
+	if err := checkNode("pred", pred); err != nil {
+		return o, err
+	}
+	if err := checkNode("target", target); err != nil {
+		return o, err
+	}
+	named := []struct {
+		name string
+		n    *G.Node
+	}{{"target", target}, {"insideW", c.insideW}, {"outsideW", c.outsideW}}
+	dt := pred.Dtype()
+	if dt != tensor.Float64 && dt != tensor.Float32 {
+		return o, fmt.Errorf("op: pred has dtype %v; only float32 and float64 are supported", dt)
+	}
+	shape := pred.Shape()
+	if pred.IsScalar() || len(shape) == 0 {
+		return o, fmt.Errorf("op: pred is a scalar (shape %v); inputs must have rank >= 1 (use a 1-element vector)", shape)
+	}
+	for _, a := range named {
+		if a.n == nil {
+			continue
+		}
+		if a.n.Graph() != pred.Graph() {
+			return o, fmt.Errorf("op: %s belongs to a different graph than pred", a.name)
+		}
+		if a.n.Dtype() != dt {
+			return o, fmt.Errorf("op: %s has dtype %v but pred has dtype %v", a.name, a.n.Dtype(), dt)
+		}
+		if !a.n.Shape().Eq(shape) || a.n.IsScalar() {
+			return o, fmt.Errorf("op: %s has shape %v but pred has shape %v", a.name, a.n.Shape(), shape)
+		}
+	}
+
+	switch {
+	case c.haveBeta && c.haveSigma:
+		return o, fmt.Errorf("op: both beta (%v) and sigma (%v) given; choose one (beta = 1/sigma^2)", c.beta, c.sigma)
+	case c.haveSigma:
+		p, err := paramsFromSigma(c.sigma)
+		if err != nil {
+			return o, err
+		}
+		o.p = p
+	case c.haveBeta:
+		p, err := paramsFromBeta(c.beta)
+		if err != nil {
+			return o, err
+		}
+		o.p = p
+	default:
+		o.p, _ = paramsFromBeta(1)
+	}
+
+	switch {
+	case c.haveDims && c.haveReduction:
+		return o, fmt.Errorf("op: WithSumDims(%v) and WithReduction(%v) both given; WithSumDims implies its own reduction", c.dims, c.reduction)
+	case c.haveDims:
+		dims, err := normaliseDims(c.dims, len(shape), shape)
+		if err != nil {
+			return o, err
+		}
+		o.reduction, o.dims = sumDims, dims
+	case c.haveReduction:
+		if c.reduction != Mean && c.reduction != Sum && c.reduction != None {
+			return o, fmt.Errorf("op: reduction %v is not one of None, Sum, Mean", c.reduction)
+		}
+		o.reduction = c.reduction
+	default:
+		o.reduction = Mean
+	}
+	o.hasInside = c.insideW != nil
+	o.hasOutside = c.outsideW != nil
+	o.targetGrad = !c.noTargetGrad
+	o.shape = shape
+	return o, nil
+}
+
+// norm is the factor applied to the weighted sum for the scalar reductions: 1 for Sum, 1/N for
+// Mean, 1/(number of elements left after summing dims) for sumDims.
+func (o smoothL1Op) norm() float64 {
+	switch o.reduction {
+	case Mean:
+		return 1 / float64(o.shape.TotalSize())
+	case sumDims:
+		remaining := 1
+		for ax, d := range o.shape {
+			if !containsInt(o.dims, ax) {
+				remaining *= d
+			}
+		}
+		return 1 / float64(remaining)
+	}
+	return 1
+}
+
+func containsInt(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (o smoothL1Op) Arity() int {
+	n := 2
+	if o.hasInside {
+		n++
+	}
+	if o.hasOutside {
+		n++
+	}
+	return n
+}
+
+// tensorType is the type of pred (and of every input).
+func (o smoothL1Op) tensorType() hm.Type {
+	return G.TensorType{Dims: len(o.shape), Of: hm.TypeVariable('a')}
+}
+
+func (o smoothL1Op) outType() hm.Type {
+	if o.reduction == None {
+		return o.tensorType()
+	}
+	return hm.TypeVariable('a')
+}
+
+func (o smoothL1Op) Type() hm.Type {
+	ts := make([]hm.Type, 0, o.Arity()+1)
+	for i := 0; i < o.Arity(); i++ {
+		ts = append(ts, o.tensorType())
+	}
+	return hm.NewFnType(append(ts, o.outType())...)
+}
+
+func (o smoothL1Op) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	if len(ds) != o.Arity() {
+		return nil, fmt.Errorf("op: %v expects %d inputs, got %d", o, o.Arity(), len(ds))
+	}
+	if o.reduction == None {
+		return o.shape.Clone(), nil
+	}
+	return tensor.ScalarShape(), nil
+}
+
+func (o smoothL1Op) ReturnsPtr() bool     { return false }
+func (o smoothL1Op) CallsExtern() bool    { return false }
+func (o smoothL1Op) OverwritesInput() int { return -1 }
+
+// describe is shared by String and WriteHash: every field that changes the result.
+func (o smoothL1Op) describe() string {
+	s := fmt.Sprintf("%s, reduction=%v", o.p.label, o.reduction)
+	if o.reduction == sumDims {
+		s += ", dims=" + dimsString(o.dims)
+	}
+	return s + fmt.Sprintf(", insideW=%t, outsideW=%t, targetGrad=%t, shape=%v", o.hasInside, o.hasOutside, o.targetGrad, o.shape)
+}
+
+func (o smoothL1Op) String() string        { return "SmoothL1{" + o.describe() + "}" }
+func (o smoothL1Op) WriteHash(h hash.Hash) { fmt.Fprint(h, o.String()) }
+func (o smoothL1Op) Hashcode() uint32      { return hashOf(o) }
+
+func hashOf(o interface{ WriteHash(hash.Hash) }) uint32 {
+	h := fnv.New32a()
+	o.WriteHash(h)
+	return h.Sum32()
+}
+
+// Do runs the fused forward pass.
+func (o smoothL1Op) Do(vals ...G.Value) (G.Value, error) {
+	return o.do(nil, vals)
+}
+
+// UsePreallocDo writes into prealloc when it has the right type, dtype and shape.
+func (o smoothL1Op) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	return o.do(prealloc, vals)
+}
+
+func (o smoothL1Op) do(prealloc G.Value, vals []G.Value) (G.Value, error) {
+	dense, err := o.checkValues(vals, o.Arity())
+	if err != nil {
+		return nil, err
+	}
+	switch dense[0].Dtype() {
+	case tensor.Float64:
+		return forward[float64](o, dense, prealloc)
+	case tensor.Float32:
+		return forward[float32](o, dense, prealloc)
+	}
+	return nil, fmt.Errorf("op: %v: unsupported dtype %v", o, dense[0].Dtype())
+}
+
+// checkValues verifies the first `count` run-time values: dense tensors of one float dtype and
+// pred's shape.
+func (o smoothL1Op) checkValues(vals []G.Value, count int) ([]*tensor.Dense, error) {
+	if len(vals) < count {
+		return nil, fmt.Errorf("op: %v expects %d inputs, got %d", o, count, len(vals))
+	}
+	out := make([]*tensor.Dense, count)
+	for i := 0; i < count; i++ {
+		d, ok := vals[i].(*tensor.Dense)
+		if !ok {
+			return nil, fmt.Errorf("op: %v: input %s is %T, want *tensor.Dense", o, o.inputName(i), vals[i])
+		}
+		if !d.Shape().Eq(o.shape) {
+			return nil, fmt.Errorf("op: %v: input %s has shape %v, want %v", o, o.inputName(i), d.Shape(), o.shape)
+		}
+		if i > 0 && d.Dtype() != out[0].Dtype() {
+			return nil, fmt.Errorf("op: %v: input %s has dtype %v, pred has %v", o, o.inputName(i), d.Dtype(), out[0].Dtype())
+		}
+		if d.Dtype() != tensor.Float64 && d.Dtype() != tensor.Float32 {
+			return nil, fmt.Errorf("op: %v: input %s has dtype %v, want float32 or float64", o, o.inputName(i), d.Dtype())
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+func (o smoothL1Op) inputName(i int) string {
+	names := []string{"pred", "target"}
+	if o.hasInside {
+		names = append(names, "insideW")
+	}
+	if o.hasOutside {
+		names = append(names, "outsideW")
+	}
+	if i < len(names) {
+		return names[i]
+	}
+	return "grad"
+}
+
+// slicesOf extracts the inputs' backing slices (weights nil when absent).
+func slicesOf[T float](o smoothL1Op, dense []*tensor.Dense) inputs[T] {
+	in := inputs[T]{pred: dense[0].Data().([]T), target: dense[1].Data().([]T)}
+	i := 2
+	if o.hasInside {
+		in.insideW = dense[i].Data().([]T)
+		i++
+	}
+	if o.hasOutside {
+		in.outsideW = dense[i].Data().([]T)
+	}
+	return in
+}
+
+func forward[T float](o smoothL1Op, dense []*tensor.Dense, prealloc G.Value) (G.Value, error) {
+	in := slicesOf[T](o, dense)
+	if o.reduction == None {
+		out, err := denseLike[T](o, dense[0], prealloc)
+		if err != nil {
+			return nil, err
+		}
+		elementLoss(&o.p, in, out.Data().([]T))
+		return out, nil
+	}
+	return scalarValue[T](sumLoss(&o.p, in)*o.norm(), prealloc), nil
+}
+
+// denseLike returns prealloc when it is a usable dense tensor of pred's dtype and shape, else a
+// new one.
+func denseLike[T float](o smoothL1Op, like *tensor.Dense, prealloc G.Value) (*tensor.Dense, error) {
+	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == like.Dtype() && d.Shape().Eq(o.shape) && d.IsNativelyAccessible() {
+		if _, ok := d.Data().([]T); ok {
+			return d, nil
+		}
+	}
+	return tensor.New(tensor.Of(like.Dtype()), tensor.WithShape(o.shape.Clone()...)), nil
+}
+
+// scalarValue makes the gorgonia scalar of dtype T (reusing prealloc when it is one).
+func scalarValue[T float](v float64, prealloc G.Value) G.Value {
+	var zero T
+	switch any(zero).(type) {
+	case float32:
+		if p, ok := prealloc.(*G.F32); ok {
+			*p = G.F32(v)
+			return p
+		}
+		return G.NewF32(float32(v))
+	default:
+		if p, ok := prealloc.(*G.F64); ok {
+			*p = G.F64(v)
+			return p
+		}
+		return G.NewF64(v)
+	}
+}
