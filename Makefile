@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: test fmt vet lint unit bench demo fuzz
+.PHONY: test fmt fmt-check vet lint unit bench demo fuzz
 
 test: fmt-check vet lint unit
 

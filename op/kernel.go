@@ -38,7 +38,7 @@ func (p *params) df(x float64) float64 {
 	return x // NaN
 }
 
-// d2f is f''(x) = slope inside the quadratic zone, 0 outside. NaN propagates.
+// d2f is f”(x) = slope inside the quadratic zone, 0 outside. NaN propagates.
 func (p *params) d2f(x float64) float64 {
 	if math.Abs(x) < p.beta {
 		return p.slope

@@ -240,7 +240,6 @@ func backward[T float](o smoothL1Op, dense []*tensor.Dense, up G.Value, prealloc
 	return out, nil
 }
 
-
 // DiffWRT of the diff op: pred, target (as the forward op) and the upstream gradient.
 func (d smoothL1DiffOp) DiffWRT(n int) []bool {
 	wrt := d.fwd.DiffWRT(n)

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"math"
 
-	G "gorgonia.org/gorgonia"
 	"gonum.org/v1/gonum/diff/fd"
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 

@@ -1,0 +1,55 @@
+// Package op is a fused Smooth L1 loss for gorgonia: the box-regression loss of Faster R-CNN, exact
+// to faster-rcnn.pytorch's _smooth_l1_loss and to PyTorch's F.smooth_l1_loss, with hand-derived
+// first and second derivatives for both gorgonia machines.
+//
+// # Forward
+//
+// With inside weights w_in, outside weights w_out (either may be absent, meaning 1) and
+//
+//	x = w_in * (pred - target)
+//
+// the elementwise loss is, in Caffe's sigma form and PyTorch's beta form (beta = 1/sigma^2),
+//
+//	f(x) = 0.5 * sigma^2 * x^2     if |x| < 1/sigma^2      (= 0.5 * x^2 / beta   if |x| < beta)
+//	       |x| - 0.5 / sigma^2     otherwise               (= |x| - 0.5 * beta   otherwise)
+//
+// The quadratic branch is strict: at |x| = beta the linear branch applies. beta = 0 is plain L1.
+// Huber loss with threshold delta is delta * f with beta = delta.
+//
+// The reductions of w_out * f(x):
+//
+//	None      elementwise, shape of pred
+//	Sum       Σ_i w_out_i f(x_i)                      (0 for an empty tensor)
+//	Mean      Σ_i w_out_i f(x_i) / N                  (NaN for an empty tensor, as in PyTorch)
+//	SumDims   sum over the listed axes, then the mean over the remaining elements: the seed's
+//	          `for i in sorted(dim, reverse=True): loss = loss.sum(i)` followed by `.mean()`.
+//	          For a (B, 4A, H, W) tensor, dims {1, 2, 3} give total / B.
+//
+// One fused pass reads the inputs once; float32 inputs are summed in float64; sums are formed
+// over fixed chunks added in a fixed order, so results do not depend on GOMAXPROCS.
+//
+// # Derivatives
+//
+//	f'(x)  = sigma^2 * x  if |x| < 1/sigma^2,  sign(x) otherwise,  0 at x = 0
+//	f''(x) = sigma^2      if |x| < 1/sigma^2,  0 otherwise
+//
+//	dL/dpred_i   = g * norm * w_out_i * w_in_i * f'(x_i)
+//	dL/dtarget_i = -dL/dpred_i
+//
+// where g is the upstream gradient and norm is 1 (Sum), 1/N (Mean) or 1/remaining (SumDims).
+// The branch mask |x| < beta carries no gradient (the seed's .detach()), and the weights are
+// constants (as in Caffe): no gradient flows to them. At x = 0 with beta = 0 the gradient is 0,
+// not PyTorch 1.13's -1 (pytorch/pytorch#96813).
+//
+// SymDiff (TapeMachine, G.Grad) applies a diff op that computes dL/dpred in one pass, and its
+// negation for target (skipped with WithoutTargetGrad). DoDiff (LispMachine) adds the same values
+// into the inputs' gradient buffers. The diff op is differentiable in turn, with f” above, so
+// Hessian-vector products through G.Grad twice are exact.
+//
+// # Errors
+//
+// The constructors validate everything once and return an error naming the argument and the
+// values: nil nodes, nodes of different graphs, scalar inputs (rank >= 1 is required), dtypes
+// other than float32/float64 or mixed, shape mismatches, sigma <= 0, NaN or Inf, beta < 0, NaN or
+// Inf, dims out of range or repeated. NaN and Inf in the data propagate as in PyTorch.
+package op

@@ -1,0 +1,137 @@
+package op
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand"
+	"os"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// dense makes a tensor of dtype dt from float64 data.
+func dense(dt tensor.Dtype, shape []int, data []float64) *tensor.Dense {
+	if dt == tensor.Float32 {
+		d := make([]float32, len(data))
+		for i, v := range data {
+			d[i] = float32(v)
+		}
+		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(d))
+	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]float64(nil), data...)))
+}
+
+func node(g *G.ExprGraph, name string, v *tensor.Dense) *G.Node {
+	return G.NewTensor(g, v.Dtype(), v.Dims(), G.WithShape(v.Shape().Clone()...), G.WithValue(v), G.WithName(name))
+}
+
+func float64s(v G.Value) []float64 {
+	switch d := v.Data().(type) {
+	case []float64:
+		return d
+	case []float32:
+		out := make([]float64, len(d))
+		for i, x := range d {
+			out[i] = float64(x)
+		}
+		return out
+	case float64:
+		return []float64{d}
+	case float32:
+		return []float64{float64(d)}
+	}
+	panic("float64s: unsupported value")
+}
+
+func closeTo(a, b, abs, rel float64) bool {
+	if math.IsNaN(a) || math.IsNaN(b) {
+		return math.IsNaN(a) && math.IsNaN(b)
+	}
+	return math.Abs(a-b) <= abs+rel*math.Abs(b)
+}
+
+func assertClose(t *testing.T, what string, got, want []float64, abs, rel float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if !closeTo(got[i], want[i], abs, rel) {
+			t.Fatalf("%s[%d] = %.17g, want %.17g (|diff| %.3g)", what, i, got[i], want[i], math.Abs(got[i]-want[i]))
+		}
+	}
+}
+
+// residualsAwayFromKinks returns pred, target and inside weights such that every
+// x = w_in*(pred - target) with w_in != 0 is at least margin from 0 and from ±beta.
+func residualsAwayFromKinks(rng *rand.Rand, n int, beta, margin float64, withInside bool) (pred, target, inside []float64) {
+	pred, target, inside = make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := 0; i < n; i++ {
+		w := 1.0
+		if withInside {
+			w = []float64{0, 0.5, 1, 2}[rng.Intn(4)]
+		}
+		inside[i] = w
+		target[i] = rng.NormFloat64()
+		for {
+			r := rng.NormFloat64() * 0.6
+			x := math.Abs(w * r)
+			if w == 0 || (x > margin && math.Abs(x-beta) > margin && math.Abs(r) > margin) {
+				pred[i] = target[i] + r
+				break
+			}
+		}
+	}
+	return pred, target, inside
+}
+
+type goldenFile struct {
+	Generator    string       `json:"generator"`
+	TorchVersion string       `json:"torch_version"`
+	Cases        []goldenCase `json:"cases"`
+}
+
+type goldenCase struct {
+	Family    string    `json:"family"`
+	Name      string    `json:"name"`
+	Shape     []int     `json:"shape"`
+	Sigma     float64   `json:"sigma"`
+	Dims      []int     `json:"dims"`
+	Beta      float64   `json:"beta"`
+	Reduction string    `json:"reduction"`
+	Pred      []float64 `json:"pred"`
+	Target    []float64 `json:"target"`
+	Inside    []float64 `json:"inside"`
+	Outside   []float64 `json:"outside"`
+	Upstream  []float64 `json:"upstream"`
+	Loss      []float64 `json:"loss"`
+	DPred     []float64 `json:"dpred"`
+	DTarget   []float64 `json:"dtarget"`
+}
+
+func loadGolden(t *testing.T) goldenFile {
+	t.Helper()
+	b, err := os.ReadFile("testdata/smoothl1_golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f goldenFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Cases) == 0 {
+		t.Fatal("no golden cases")
+	}
+	return f
+}
+
+func mustGrad(t *testing.T, cost *G.Node, wrt ...*G.Node) G.Nodes {
+	t.Helper()
+	grads, err := G.Grad(cost, wrt...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return grads
+}
