@@ -28,6 +28,8 @@ unit:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(PKGS)
+	SMOOTHL1_PERF=1 $(GO) test -count=1 -run 'PerfTargets' -v $(PKGS) | grep -v '^=== RUN'
+
 
 demo:
 	$(GO) run ./cmd/demo

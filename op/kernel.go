@@ -15,46 +15,57 @@ type float interface{ ~float32 | ~float64 }
 //
 //	f(x) = quad*x^2 if |x| < beta, |x| - offset otherwise
 func (p *params) f(x float64) float64 {
-	ax := math.Abs(x)
-	if ax < p.beta {
-		return p.quad * x * x
+	if ax := math.Abs(x); ax >= p.beta {
+		return ax - p.offset
 	}
-	return ax - p.offset
+	return p.quad * x * x
 }
 
-// df is f'(x) = slope*x inside the quadratic zone, sign(x) outside, 0 at x = 0 (also for beta = 0,
-// where PyTorch 1.13 returns -1: pytorch/pytorch#96813). NaN propagates.
+// df is f'(x) = slope*x inside the quadratic zone, sign(x) outside. NaN takes the quadratic
+// branch and propagates (slope*NaN), as in PyTorch; ±Inf gives ±1. For beta = 0 the threshold is
+// the smallest denormal and slope is 0, so f'(0) = 0 exactly (PyTorch 1.13 returns -1 there:
+// pytorch/pytorch#96813) and every other x gives sign(x).
 func (p *params) df(x float64) float64 {
-	switch {
-	case math.Abs(x) < p.beta:
-		return p.slope * x
-	case x > 0:
-		return 1
-	case x < 0:
-		return -1
-	case x == 0:
-		return 0
+	if math.Abs(x) >= p.beta {
+		return math.Copysign(1, x)
 	}
-	return x // NaN
+	return p.slope * x
 }
 
 // d2f is f”(x) = slope inside the quadratic zone, 0 outside. NaN propagates.
 func (p *params) d2f(x float64) float64 {
-	if math.Abs(x) < p.beta {
-		return p.slope
-	}
 	if x != x {
 		return x
 	}
-	return 0
+	if math.Abs(x) >= p.beta {
+		return 0
+	}
+	return p.slope
 }
 
-// weight reads w[i], or 1 when the weight is absent (nil).
-func weight[T float](w []T, i int) float64 {
-	if w == nil {
-		return 1
+// onesOf returns n ones of type T (n <= chunkSize), read from a shared read-only table: absent
+// weights and upstream gradients are read as ones, so the hot loops have no branches on them.
+func onesOf[T float](n int) []T {
+	var zero T
+	if _, ok := any(zero).(float32); ok {
+		return any(ones32[:n]).([]T)
 	}
-	return float64(w[i])
+	return any(ones64[:n]).([]T)
+}
+
+var ones32, ones64 = func() (a [chunkSize]float32, b [chunkSize]float64) {
+	for i := range a {
+		a[i], b[i] = 1, 1
+	}
+	return a, b
+}()
+
+// chunkOf slices [lo, hi) out of s, or ones when s is absent.
+func chunkOf[T float](s []T, lo, hi int) []T {
+	if s == nil {
+		return onesOf[T](hi - lo)
+	}
+	return s[lo:hi]
 }
 
 // chunkSize is the fixed work unit of the kernels. Sums are formed per chunk and the chunk sums
@@ -124,46 +135,46 @@ func sumLoss[T float](p *params, in inputs[T]) float64 {
 }
 
 func sumLossChunk[T float](p *params, in inputs[T], lo, hi int) float64 {
-	pred, target := in.pred[lo:hi], in.target[lo:hi]
-	target = target[:len(pred)]
-	var win, wout []T
-	if in.insideW != nil {
-		win = in.insideW[lo:hi][:len(pred)]
-	}
-	if in.outsideW != nil {
-		wout = in.outsideW[lo:hi][:len(pred)]
-	}
-	// Two accumulators break the dependency chain of the additions.
-	var s0, s1 float64
+	pred := in.pred[lo:hi]
+	n := len(pred)
+	target := in.target[lo:hi][:n]
+	win := chunkOf(in.insideW, lo, hi)[:n]
+	wout := chunkOf(in.outsideW, lo, hi)[:n]
+	beta, quad, offset := p.beta, p.quad, p.offset
+	// Four accumulators break the dependency chain of the additions; the order is fixed.
+	var s0, s1, s2, s3 float64
 	i := 0
-	for ; i+1 < len(pred); i += 2 {
-		x0 := weight(win, i) * (float64(pred[i]) - float64(target[i]))
-		x1 := weight(win, i+1) * (float64(pred[i+1]) - float64(target[i+1]))
-		s0 += weight(wout, i) * p.f(x0)
-		s1 += weight(wout, i+1) * p.f(x1)
+	for ; i+3 < n; i += 4 {
+		s0 += float64(wout[i]) * fAt(float64(win[i])*(float64(pred[i])-float64(target[i])), beta, quad, offset)
+		s1 += float64(wout[i+1]) * fAt(float64(win[i+1])*(float64(pred[i+1])-float64(target[i+1])), beta, quad, offset)
+		s2 += float64(wout[i+2]) * fAt(float64(win[i+2])*(float64(pred[i+2])-float64(target[i+2])), beta, quad, offset)
+		s3 += float64(wout[i+3]) * fAt(float64(win[i+3])*(float64(pred[i+3])-float64(target[i+3])), beta, quad, offset)
 	}
-	if i < len(pred) {
-		x := weight(win, i) * (float64(pred[i]) - float64(target[i]))
-		s0 += weight(wout, i) * p.f(x)
+	for ; i < n; i++ {
+		s0 += float64(wout[i]) * fAt(float64(win[i])*(float64(pred[i])-float64(target[i])), beta, quad, offset)
 	}
-	return s0 + s1
+	return (s0 + s1) + (s2 + s3)
+}
+
+// fAt is params.f with the constants in registers.
+func fAt(x, beta, quad, offset float64) float64 {
+	if ax := math.Abs(x); ax >= beta {
+		return ax - offset
+	}
+	return quad * x * x
 }
 
 // elementLoss writes dst_i = w_out_i * f(w_in_i * (pred_i - target_i)).
 func elementLoss[T float](p *params, in inputs[T], dst []T) {
+	beta, quad, offset := p.beta, p.quad, p.offset
 	forChunks(len(in.pred), func(_, lo, hi int) {
-		pred, target, out := in.pred[lo:hi], in.target[lo:hi], dst[lo:hi]
-		target, out = target[:len(pred)], out[:len(pred)]
-		var win, wout []T
-		if in.insideW != nil {
-			win = in.insideW[lo:hi][:len(pred)]
-		}
-		if in.outsideW != nil {
-			wout = in.outsideW[lo:hi][:len(pred)]
-		}
-		for i := range pred {
-			x := weight(win, i) * (float64(pred[i]) - float64(target[i]))
-			out[i] = T(weight(wout, i) * p.f(x))
+		out := dst[lo:hi]
+		n := len(out)
+		pred, target := in.pred[lo:hi][:n], in.target[lo:hi][:n]
+		win, wout := chunkOf(in.insideW, lo, hi)[:n], chunkOf(in.outsideW, lo, hi)[:n]
+		for i := range out {
+			x := float64(win[i]) * (float64(pred[i]) - float64(target[i]))
+			out[i] = T(float64(wout[i]) * fAt(x, beta, quad, offset))
 		}
 	})
 }
@@ -175,24 +186,23 @@ func elementLoss[T float](p *params, in inputs[T], dst []T) {
 // where g is the upstream gradient of a None reduction (nil for scalar reductions, whose upstream
 // value and normaliser are folded into scale). The gradient with respect to target is -dst.
 func gradPred[T float](p *params, in inputs[T], g []T, scale float64, dst []T) {
+	beta, slope := p.beta, p.slope
 	forChunks(len(in.pred), func(_, lo, hi int) {
-		pred, target, out := in.pred[lo:hi], in.target[lo:hi], dst[lo:hi]
-		target, out = target[:len(pred)], out[:len(pred)]
-		var win, wout, up []T
-		if in.insideW != nil {
-			win = in.insideW[lo:hi][:len(pred)]
-		}
-		if in.outsideW != nil {
-			wout = in.outsideW[lo:hi][:len(pred)]
-		}
-		if g != nil {
-			up = g[lo:hi][:len(pred)]
-		}
-		for i := range pred {
-			wi := weight(win, i)
+		out := dst[lo:hi]
+		n := len(out)
+		pred, target := in.pred[lo:hi][:n], in.target[lo:hi][:n]
+		win, wout := chunkOf(in.insideW, lo, hi)[:n], chunkOf(in.outsideW, lo, hi)[:n]
+		up := chunkOf(g, lo, hi)[:n]
+		for i := range out {
+			wi := float64(win[i])
 			x := wi * (float64(pred[i]) - float64(target[i]))
+			// f'(x) = slope*x if |x| < beta, sign(x) otherwise (see params.df)
+			d := slope * x
+			if math.Abs(x) >= beta {
+				d = math.Copysign(1, x)
+			}
 			// d/dpred [w_out f(w_in (pred - target))] = w_out * w_in * f'(x)
-			out[i] = T(scale * weight(up, i) * weight(wout, i) * wi * p.df(x))
+			out[i] = T(scale * float64(up[i]) * float64(wout[i]) * wi * d)
 		}
 	})
 }
@@ -219,4 +229,12 @@ func dotGrad[T float](p *params, in inputs[T], u []T) float64 {
 		s += float64(u[i]) * weight(in.outsideW, i) * wi * p.df(x)
 	}
 	return s
+}
+
+// weight reads w[i], or 1 when w is absent (nil). For the small second-order kernels only.
+func weight[T float](w []T, i int) float64 {
+	if w == nil {
+		return 1
+	}
+	return float64(w[i])
 }

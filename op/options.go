@@ -121,8 +121,10 @@ func paramsFromBeta(beta float64) (params, error) {
 		return params{}, fmt.Errorf("op: beta must be finite and >= 0, got %v", beta)
 	}
 	if beta == 0 {
-		// Plain L1: the quadratic branch is never taken.
-		return params{beta: 0, quad: 0, slope: 0, offset: 0, label: "beta=0"}, nil
+		// Plain L1. The threshold is the smallest denormal rather than 0 so that x = 0 (and only
+		// x = 0) takes the "quadratic" branch, whose value quad*x^2 and slope*x are 0: f(0) = 0,
+		// f'(0) = 0, f'(x) = sign(x) elsewhere.
+		return params{beta: math.SmallestNonzeroFloat64, quad: 0, slope: 0, offset: 0, label: "beta=0"}, nil
 	}
 	if math.IsInf(1/beta, 0) {
 		return params{}, fmt.Errorf("op: beta = %v is too small (1/beta overflows)", beta)

@@ -1,0 +1,209 @@
+package op
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Benchmarks, gonum style: one helper per measurement and sized wrappers. Sizes: 1k, 64k and the
+// RPN workload 16x36x64x64 = 2,359,296 elements (batch 16, 9 anchors x 4 deltas, 64x64 map).
+// Every measurement is sigma 3 with inside and outside weights.
+
+var benchShapes = map[string][]int{
+	"1k":    {1, 4, 16, 16},
+	"64k":   {4, 16, 32, 32},
+	"2.36M": {16, 36, 64, 64},
+}
+
+type benchData struct {
+	shape                         []int
+	pred, target, inside, outside []float64
+	pred32, target32, in32, out32 []float32
+}
+
+func newBenchData(shape []int) *benchData {
+	n := tensor.Shape(shape).TotalSize()
+	rng := rand.New(rand.NewSource(7))
+	d := &benchData{shape: shape}
+	d.pred, d.target, d.inside, d.outside = make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := 0; i < n; i++ {
+		d.pred[i] = rng.NormFloat64() * 0.3
+		d.target[i] = rng.NormFloat64() * 0.3
+		if rng.Intn(8) == 0 { // about 1 in 8 deltas belongs to a foreground anchor
+			d.inside[i] = 1
+		}
+		d.outside[i] = 1.0 / 256
+	}
+	conv := func(x []float64) []float32 {
+		out := make([]float32, len(x))
+		for i, v := range x {
+			out[i] = float32(v)
+		}
+		return out
+	}
+	d.pred32, d.target32, d.in32, d.out32 = conv(d.pred), conv(d.target), conv(d.inside), conv(d.outside)
+	return d
+}
+
+func (d *benchData) tensors(dt tensor.Dtype) []*tensor.Dense {
+	mk := func(x64 []float64, x32 []float32) *tensor.Dense {
+		if dt == tensor.Float32 {
+			return tensor.New(tensor.WithShape(d.shape...), tensor.WithBacking(x32))
+		}
+		return tensor.New(tensor.WithShape(d.shape...), tensor.WithBacking(x64))
+	}
+	return []*tensor.Dense{mk(d.pred, d.pred32), mk(d.target, d.target32), mk(d.inside, d.in32), mk(d.outside, d.out32)}
+}
+
+// composedLoss is the same loss from gorgonia primitives (MinBetween form).
+func composedLoss(g *G.ExprGraph, p, q, wi, wo *G.Node, sigma float64) (*G.Node, error) {
+	n := p.Shape().TotalSize()
+	var betaT *tensor.Dense
+	var half *G.Node
+	if p.Dtype() == tensor.Float32 {
+		b := make([]float32, n)
+		for i := range b {
+			b[i] = float32(1 / (sigma * sigma))
+		}
+		betaT = tensor.New(tensor.WithShape(p.Shape()...), tensor.WithBacking(b))
+		half = G.NewConstant(float32(0.5*sigma*sigma), G.WithName("half32"))
+	} else {
+		b := make([]float64, n)
+		for i := range b {
+			b[i] = 1 / (sigma * sigma)
+		}
+		betaT = tensor.New(tensor.WithShape(p.Shape()...), tensor.WithBacking(b))
+		half = G.NewConstant(0.5*sigma*sigma, G.WithName("half64"))
+	}
+	beta := G.NewConstant(betaT, G.WithName("beta"))
+	x, err := G.HadamardProd(wi, G.Must(G.Sub(p, q)))
+	if err != nil {
+		return nil, err
+	}
+	ax := G.Must(G.Abs(x))
+	m := G.Must(G.MinBetween(ax, beta))
+	f := G.Must(G.Add(G.Must(G.Mul(G.Must(G.Square(m)), half)), G.Must(G.Sub(ax, m))))
+	return G.Mean(G.Must(G.Sum(G.Must(G.HadamardProd(wo, f)), 1)))
+}
+
+type benchMode int
+
+const (
+	fusedForward benchMode = iota
+	fusedForwardBackward
+	composedForwardBackward
+)
+
+func benchGraph(b *testing.B, d *benchData, dt tensor.Dtype, mode benchMode) {
+	ts := d.tensors(dt)
+	g := G.NewGraph()
+	nodes := make([]*G.Node, 4)
+	for i, name := range []string{"pred", "target", "inside", "outside"} {
+		nodes[i] = G.NewTensor(g, dt, len(d.shape), G.WithShape(d.shape...), G.WithValue(ts[i]), G.WithName(name))
+	}
+	var l *G.Node
+	var err error
+	if mode == composedForwardBackward {
+		l, err = composedLoss(g, nodes[0], nodes[1], nodes[2], nodes[3], 3)
+	} else {
+		// targets are data in Faster R-CNN: no gradient for them, one gradient tensor per step
+		l, err = SmoothL1(nodes[0], nodes[1], WithSigma(3), WithWeights(nodes[2], nodes[3]), WithSumDims(1), WithoutTargetGrad())
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	if mode != fusedForward {
+		if _, err := G.Grad(l, nodes[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	b.SetBytes(int64(tensor.Shape(d.shape).TotalSize()) * int64(dt.Size()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := m.RunAll(); err != nil {
+			b.Fatal(err)
+		}
+		m.Reset()
+	}
+}
+
+// floorPasses is the minimal work with no gorgonia and one goroutine: one pass reading the four
+// inputs for the loss, one more reading them again and writing the gradient. It uses the same
+// branch-light arithmetic as the op's kernels, so the comparison measures what gorgonia, chunking
+// and parallelism add or save, not a slower formula.
+func floorPasses[T float](pred, target, inside, outside, grad []T, sigma float64) float64 {
+	s2 := sigma * sigma
+	beta, quad, offset := 1/s2, s2/2, 0.5/s2
+	n := len(pred)
+	target, inside, outside, grad = target[:n], inside[:n], outside[:n], grad[:n]
+	sum := 0.0
+	for i := range pred {
+		x := float64(inside[i]) * (float64(pred[i]) - float64(target[i]))
+		v := quad * x * x
+		if ax := math.Abs(x); ax >= beta {
+			v = ax - offset
+		}
+		sum += float64(outside[i]) * v
+	}
+	scale := 1.0 / float64(n)
+	for i := range pred {
+		x := float64(inside[i]) * (float64(pred[i]) - float64(target[i]))
+		d := s2 * x
+		if math.Abs(x) >= beta {
+			d = math.Copysign(1, x)
+		}
+		grad[i] = T(scale * float64(outside[i]) * float64(inside[i]) * d)
+	}
+	return sum * scale
+}
+
+func benchFloor(b *testing.B, d *benchData, dt tensor.Dtype) {
+	b.SetBytes(int64(len(d.pred)) * int64(dt.Size()))
+	b.ReportAllocs()
+	if dt == tensor.Float32 {
+		grad := make([]float32, len(d.pred))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			floorPasses(d.pred32, d.target32, d.in32, d.out32, grad, 3)
+		}
+		return
+	}
+	grad := make([]float64, len(d.pred))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		floorPasses(d.pred, d.target, d.inside, d.outside, grad, 3)
+	}
+}
+
+var benchCache = map[string]*benchData{}
+
+func data(size string) *benchData {
+	if d, ok := benchCache[size]; ok {
+		return d
+	}
+	d := newBenchData(benchShapes[size])
+	benchCache[size] = d
+	return d
+}
+
+func benchAll(b *testing.B, size string) {
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		d := data(size)
+		b.Run(fmt.Sprintf("%v/forward", dt), func(b *testing.B) { benchGraph(b, d, dt, fusedForward) })
+		b.Run(fmt.Sprintf("%v/fwdbwd", dt), func(b *testing.B) { benchGraph(b, d, dt, fusedForwardBackward) })
+		b.Run(fmt.Sprintf("%v/composed", dt), func(b *testing.B) { benchGraph(b, d, dt, composedForwardBackward) })
+		b.Run(fmt.Sprintf("%v/floor", dt), func(b *testing.B) { benchFloor(b, d, dt) })
+	}
+}
+
+func BenchmarkSmoothL1_1k(b *testing.B)    { benchAll(b, "1k") }
+func BenchmarkSmoothL1_64k(b *testing.B)   { benchAll(b, "64k") }
+func BenchmarkSmoothL1_2_36M(b *testing.B) { benchAll(b, "2.36M") }
