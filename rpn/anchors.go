@@ -1,0 +1,88 @@
+package rpn
+
+import (
+	"fmt"
+	"math"
+)
+
+// GenerateAnchors reproduces py-faster-rcnn's generate_anchors exactly: the reference window
+// [0, 0, baseSize-1, baseSize-1]; for each ratio r (ratio-major order) ws = round(sqrt(size/r)),
+// hs = round(ws*r) with round half to even (numpy's np.round); for each scale s (scale-minor)
+// a box of ws*s by hs*s centred on the reference window's centre, corners c ∓ (w-1)/2.
+// With baseSize 16, ratios {0.5, 1, 2} and scales {8, 16, 32} it returns the nine anchors of the
+// paper (first row [-84, -40, 99, 55]).
+func GenerateAnchors(baseSize float64, ratios, scales []float64) [][4]float64 {
+	w, h := baseSize, baseSize
+	cx, cy := 0.5*(w-1), 0.5*(h-1)
+	size := w * h
+	out := make([][4]float64, 0, len(ratios)*len(scales))
+	for _, r := range ratios {
+		ws := math.RoundToEven(math.Sqrt(size / r))
+		hs := math.RoundToEven(ws * r)
+		for _, s := range scales {
+			aw, ah := ws*s, hs*s
+			out = append(out, [4]float64{cx - 0.5*(aw-1), cy - 0.5*(ah-1), cx + 0.5*(aw-1), cy + 0.5*(ah-1)})
+		}
+	}
+	return out
+}
+
+// TorchvisionCellAnchors reproduces torchvision's AnchorGenerator.generate_anchors for one
+// feature map: h_r = sqrt(r), w_r = 1/h_r, anchors [-w_r s, -h_r s, w_r s, h_r s]/2 rounded half to
+// even, ratio-major, size-minor (torchvision's order).
+func TorchvisionCellAnchors(sizes, ratios []float64) [][4]float64 {
+	out := make([][4]float64, 0, len(ratios)*len(sizes))
+	for _, r := range ratios {
+		hr := math.Sqrt(r)
+		wr := 1 / hr
+		for _, s := range sizes {
+			ws, hs := wr*s, hr*s
+			out = append(out, [4]float64{math.RoundToEven(-ws / 2), math.RoundToEven(-hs / 2), math.RoundToEven(ws / 2), math.RoundToEven(hs / 2)})
+		}
+	}
+	return out
+}
+
+// ShiftAnchors lays the cell anchors over an H x W feature map with the given stride: anchor n =
+// (y*W + x)*A + a is cell anchor a shifted by (x*stride, y*stride). Both py-faster-rcnn and
+// torchvision use this order.
+func ShiftAnchors(cell [][4]float64, height, width int, stride float64) ([][4]float64, error) {
+	if len(cell) == 0 {
+		return nil, fmt.Errorf("rpn: ShiftAnchors: no cell anchors")
+	}
+	if height <= 0 || width <= 0 {
+		return nil, fmt.Errorf("rpn: ShiftAnchors: feature map %dx%d must be at least 1x1", height, width)
+	}
+	if !(stride > 0) || math.IsInf(stride, 0) {
+		return nil, fmt.Errorf("rpn: ShiftAnchors: stride must be finite and > 0, got %v", stride)
+	}
+	for a, b := range cell {
+		if err := checkBox(b); err != nil {
+			return nil, fmt.Errorf("rpn: ShiftAnchors: cell anchor %d: %w", a, err)
+		}
+	}
+	A := len(cell)
+	out := make([][4]float64, height*width*A)
+	for y := 0; y < height; y++ {
+		for x := 0; x < width; x++ {
+			sx, sy := float64(x)*stride, float64(y)*stride
+			for a, c := range cell {
+				out[(y*width+x)*A+a] = [4]float64{c[0] + sx, c[1] + sy, c[2] + sx, c[3] + sy}
+			}
+		}
+	}
+	return out, nil
+}
+
+// checkBox accepts finite boxes with x2 >= x1 and y2 >= y1.
+func checkBox(b [4]float64) error {
+	for _, v := range b {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("box %v has a non-finite coordinate", b)
+		}
+	}
+	if b[2] < b[0] || b[3] < b[1] {
+		return fmt.Errorf("box %v has x2 < x1 or y2 < y1", b)
+	}
+	return nil
+}

@@ -1,0 +1,326 @@
+package rpn
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"runtime"
+	"sync"
+)
+
+// Anchors is the anchor set of one feature map: Boxes[n] with n = (y*W + x)*A + a.
+type Anchors struct {
+	Boxes   [][4]float64
+	A, H, W int
+}
+
+// NewAnchors shifts the cell anchors over an H x W feature map with the given stride.
+func NewAnchors(cell [][4]float64, height, width int, stride float64) (*Anchors, error) {
+	boxes, err := ShiftAnchors(cell, height, width, stride)
+	if err != nil {
+		return nil, err
+	}
+	return &Anchors{Boxes: boxes, A: len(cell), H: height, W: width}, nil
+}
+
+func (an *Anchors) validate() error {
+	if an == nil {
+		return fmt.Errorf("rpn: anchors are nil")
+	}
+	if an.A <= 0 || an.H <= 0 || an.W <= 0 {
+		return fmt.Errorf("rpn: anchors have A=%d H=%d W=%d; each must be >= 1", an.A, an.H, an.W)
+	}
+	if len(an.Boxes) != an.A*an.H*an.W {
+		return fmt.Errorf("rpn: %d anchor boxes for A*H*W = %d*%d*%d = %d", len(an.Boxes), an.A, an.H, an.W, an.A*an.H*an.W)
+	}
+	return nil
+}
+
+// Image is one training image: its size and ground-truth boxes [x1, y1, x2, y2].
+type Image struct {
+	Height, Width float64
+	Boxes         [][4]float64
+}
+
+// Targets are the per-anchor training targets of a batch, laid out for the network:
+// Labels and ClsWeights (B, A, H, W); BBoxTargets, InsideWeights and OutsideWeights (B, 4A, H, W)
+// with channel 4a + k, k in (dx, dy, dw, dh). Row-major, float64.
+type Targets struct {
+	B, A, H, W int
+	// Labels: 1 positive, 0 negative, -1 ignored (outside the border, between thresholds or not
+	// sampled).
+	Labels []float64
+	// ClsWeights weigh each anchor's classification term: 1/(N_v(b)*B) (PerImage) or 1/S
+	// (PerBatch) where the label is 0 or 1, else 0.
+	ClsWeights []float64
+	// BBoxTargets are the encoded matched gt boxes of every kept anchor (0 elsewhere).
+	BBoxTargets []float64
+	// InsideWeights are 1 on the 4 deltas of positive anchors, else 0.
+	InsideWeights []float64
+	// OutsideWeights are 1/N_v(b) (PerImage) or 1/S (PerBatch) on sampled anchors, else 0.
+	OutsideWeights []float64
+	// NumPos and NumNeg count the sampled positives and negatives of each image.
+	NumPos, NumNeg []int
+}
+
+// AssignTargets labels the anchors of each image, samples them and encodes the regression
+// targets, as py-faster-rcnn's anchor_target_layer (DefaultConfig) or torchvision's
+// assign_targets_to_anchors + BalancedPositiveNegativeSampler + encode (TorchvisionConfig):
+//
+//  1. with FilterBorder, anchors not inside the image (up to AllowedBorder) are ignored;
+//  2. label 0 where the anchor's best IoU < NegativeIoU; label 1 for each gt's best anchors
+//     (ties included, skipping a gt whose best IoU is 0); label 1 where the best IoU >=
+//     PositiveIoU; with ClobberPositives the negative rule is applied last;
+//  3. at most FgFraction*BatchSize positives and BatchSize - #positives negatives are kept,
+//     the rest chosen at random (seed Seed + b) turned to -1;
+//  4. an image without gt boxes has every kept anchor negative.
+//
+// No anchors x gt matrix is held: IoUs are computed on the fly, twice (once for the maxima, once
+// for the ties), with O(#anchors + #gt) memory per image. Images are processed in parallel;
+// results do not depend on scheduling.
+//
+// Errors name the image and box: a gt box with a non-finite coordinate, x2 < x1 or y2 < y1, or
+// (without PlusOne) zero width or height; an image size that is not finite and > 0.
+func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := anchors.validate(); err != nil {
+		return nil, err
+	}
+	if len(images) == 0 {
+		return nil, fmt.Errorf("rpn: AssignTargets: no images")
+	}
+	for b, im := range images {
+		if !(im.Height > 0) || !(im.Width > 0) || math.IsInf(im.Height, 0) || math.IsInf(im.Width, 0) {
+			return nil, fmt.Errorf("rpn: image %d has size %vx%v; height and width must be finite and > 0", b, im.Height, im.Width)
+		}
+		for j, g := range im.Boxes {
+			if err := checkBox(g); err != nil {
+				return nil, fmt.Errorf("rpn: image %d, gt box %d: %w", b, j, err)
+			}
+			if !cfg.PlusOne && (g[2] == g[0] || g[3] == g[1]) {
+				return nil, fmt.Errorf("rpn: image %d, gt box %d: box %v has zero width or height (its regression target would be -Inf)", b, j, g)
+			}
+		}
+	}
+	B, A, H, W := len(images), anchors.A, anchors.H, anchors.W
+	plane := A * H * W
+	t := &Targets{
+		B: B, A: A, H: H, W: W,
+		Labels:         make([]float64, B*plane),
+		ClsWeights:     make([]float64, B*plane),
+		BBoxTargets:    make([]float64, B*4*plane),
+		InsideWeights:  make([]float64, B*4*plane),
+		OutsideWeights: make([]float64, B*4*plane),
+		NumPos:         make([]int, B),
+		NumNeg:         make([]int, B),
+	}
+	workers := min(runtime.GOMAXPROCS(0), B)
+	var wg sync.WaitGroup
+	next := make(chan int, B)
+	for b := 0; b < B; b++ {
+		next <- b
+	}
+	close(next)
+	wg.Add(workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			defer wg.Done()
+			s := newScratch(len(anchors.Boxes))
+			for b := range next {
+				assignImage(cfg, anchors, images[b], b, t, s)
+			}
+		}()
+	}
+	wg.Wait()
+	normalise(cfg, t)
+	return t, nil
+}
+
+// scratch holds one image's per-anchor state, reused across the images of a worker.
+type scratch struct {
+	kept    []bool
+	maxIoU  []float64
+	argmax  []int32
+	labels  []int8
+	indices []int
+}
+
+func newScratch(n int) *scratch {
+	return &scratch{kept: make([]bool, n), maxIoU: make([]float64, n), argmax: make([]int32, n), labels: make([]int8, n)}
+}
+
+func assignImage(cfg Config, an *Anchors, im Image, b int, t *Targets, s *scratch) {
+	n := len(an.Boxes)
+	gts := im.Boxes
+	for i, box := range an.Boxes {
+		s.kept[i] = !cfg.FilterBorder || (box[0] >= -cfg.AllowedBorder && box[1] >= -cfg.AllowedBorder &&
+			box[2] < im.Width+cfg.AllowedBorder && box[3] < im.Height+cfg.AllowedBorder)
+		s.labels[i] = -1
+		s.maxIoU[i] = 0
+		s.argmax[i] = 0
+	}
+	if len(gts) == 0 {
+		for i := 0; i < n; i++ {
+			if s.kept[i] {
+				s.labels[i] = 0
+			}
+		}
+	} else {
+		// Pass 1: each kept anchor's best IoU and gt (first on ties, as numpy's argmax), and
+		// each gt's best IoU over the kept anchors.
+		gtMax := make([]float64, len(gts))
+		for i, box := range an.Boxes {
+			if !s.kept[i] {
+				continue
+			}
+			best, arg := -1.0, 0
+			for j, g := range gts {
+				v := IoU(box, g, cfg.PlusOne)
+				if v > best {
+					best, arg = v, j
+				}
+				if v > gtMax[j] {
+					gtMax[j] = v
+				}
+			}
+			s.maxIoU[i], s.argmax[i] = best, int32(arg)
+		}
+		// The smallest positive gt maximum: an anchor whose best IoU is below it cannot tie.
+		minGtMax := math.Inf(1)
+		for _, m := range gtMax {
+			if m > 0 && m < minGtMax {
+				minGtMax = m
+			}
+		}
+		if !cfg.ClobberPositives {
+			setNegatives(cfg, s, n)
+		}
+		// Pass 2: each gt's best anchors, ties included; a gt with best IoU 0 has none.
+		for i, box := range an.Boxes {
+			if !s.kept[i] || s.maxIoU[i] < minGtMax {
+				continue
+			}
+			for j, g := range gts {
+				if gtMax[j] > 0 && IoU(box, g, cfg.PlusOne) == gtMax[j] {
+					s.labels[i] = 1
+					break
+				}
+			}
+		}
+		for i := 0; i < n; i++ {
+			if s.kept[i] && s.maxIoU[i] >= cfg.PositiveIoU {
+				s.labels[i] = 1
+			}
+		}
+		if cfg.ClobberPositives {
+			setNegatives(cfg, s, n)
+		}
+	}
+	sample(cfg, s, n, rand.New(rand.NewSource(cfg.Seed+int64(b))))
+
+	A, H, W := an.A, an.H, an.W
+	plane := A * H * W
+	for i := 0; i < n; i++ {
+		a := i % A
+		yx := i / A
+		y, x := yx/W, yx%W
+		li := b*plane + (a*H+y)*W + x
+		t.Labels[li] = float64(s.labels[i])
+		switch s.labels[i] {
+		case 1:
+			t.NumPos[b]++
+		case 0:
+			t.NumNeg[b]++
+		}
+		if !s.kept[i] || len(gts) == 0 {
+			continue
+		}
+		d := cfg.Coder.Encode(an.Boxes[i], gts[s.argmax[i]])
+		for k := 0; k < 4; k++ {
+			ci := b*4*plane + ((4*a+k)*H+y)*W + x
+			t.BBoxTargets[ci] = d[k]
+			if s.labels[i] == 1 {
+				t.InsideWeights[ci] = 1
+			}
+		}
+	}
+}
+
+func setNegatives(cfg Config, s *scratch, n int) {
+	for i := 0; i < n; i++ {
+		if s.kept[i] && s.maxIoU[i] < cfg.NegativeIoU {
+			s.labels[i] = 0
+		}
+	}
+}
+
+// sample keeps at most FgFraction*BatchSize positives and BatchSize - #positives negatives,
+// turning a uniformly random subset of the excess to -1.
+func sample(cfg Config, s *scratch, n int, rng *rand.Rand) {
+	numFg := int(cfg.FgFraction * float64(cfg.BatchSize))
+	pos := disableExcess(s, n, 1, numFg, rng)
+	disableExcess(s, n, 0, cfg.BatchSize-pos, rng)
+}
+
+// disableExcess turns all but `keep` anchors of label `label` to -1, chosen uniformly without
+// replacement; it returns how many remain.
+func disableExcess(s *scratch, n int, label int8, keep int, rng *rand.Rand) int {
+	s.indices = s.indices[:0]
+	for i := 0; i < n; i++ {
+		if s.labels[i] == label {
+			s.indices = append(s.indices, i)
+		}
+	}
+	excess := len(s.indices) - keep
+	if excess <= 0 {
+		return len(s.indices)
+	}
+	// partial Fisher-Yates: the first `excess` entries become a uniform random subset
+	for k := 0; k < excess; k++ {
+		j := k + rng.Intn(len(s.indices)-k)
+		s.indices[k], s.indices[j] = s.indices[j], s.indices[k]
+		s.labels[s.indices[k]] = -1
+	}
+	return keep
+}
+
+// normalise fills ClsWeights and OutsideWeights from the labels.
+func normalise(cfg Config, t *Targets) {
+	plane := t.A * t.H * t.W
+	total := 0
+	for b := 0; b < t.B; b++ {
+		total += t.NumPos[b] + t.NumNeg[b]
+	}
+	for b := 0; b < t.B; b++ {
+		var w float64
+		switch cfg.Normalisation {
+		case PerImage:
+			if nv := t.NumPos[b] + t.NumNeg[b]; nv > 0 {
+				w = 1 / float64(nv)
+			}
+		case PerBatch:
+			if total > 0 {
+				w = 1 / float64(total)
+			}
+		}
+		// the classification sum is also averaged over the images for PerImage
+		cw := w
+		if cfg.Normalisation == PerImage {
+			cw = w / float64(t.B)
+		}
+		for a := 0; a < t.A; a++ {
+			for yx := 0; yx < t.H*t.W; yx++ {
+				li := b*plane + a*t.H*t.W + yx
+				if t.Labels[li] < 0 {
+					continue
+				}
+				t.ClsWeights[li] = cw
+				for k := 0; k < 4; k++ {
+					t.OutsideWeights[b*4*plane+(4*a+k)*t.H*t.W+yx] = w
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,157 @@
+package rpn
+
+import (
+	"fmt"
+
+	"github.com/detlab/smoothl1/op"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// TargetNodes are the graph inputs that carry a batch's Targets. Make them once per graph with
+// NewTargetNodes and refresh them every step with Set, so a compiled machine can be reused.
+type TargetNodes struct {
+	B, A, H, W int
+	// Labels and ClsWeights (B, A, H, W); BBoxTargets, InsideWeights, OutsideWeights (B, 4A, H, W).
+	Labels, ClsWeights, BBoxTargets, InsideWeights, OutsideWeights *G.Node
+}
+
+// NewTargetNodes creates the target input nodes of dtype dt (the network's) in g. If t is not
+// nil its values are bound.
+func NewTargetNodes(g *G.ExprGraph, dt tensor.Dtype, B, A, H, W int, t *Targets) (*TargetNodes, error) {
+	if g == nil {
+		return nil, fmt.Errorf("rpn: NewTargetNodes: graph is nil")
+	}
+	if dt != tensor.Float32 && dt != tensor.Float64 {
+		return nil, fmt.Errorf("rpn: NewTargetNodes: dtype %v; want float32 or float64", dt)
+	}
+	if B <= 0 || A <= 0 || H <= 0 || W <= 0 {
+		return nil, fmt.Errorf("rpn: NewTargetNodes: B=%d A=%d H=%d W=%d; each must be >= 1", B, A, H, W)
+	}
+	mk := func(name string, c int) *G.Node {
+		return G.NewTensor(g, dt, 4, G.WithShape(B, c, H, W), G.WithName(name))
+	}
+	tn := &TargetNodes{B: B, A: A, H: H, W: W,
+		Labels: mk("rpn_labels", A), ClsWeights: mk("rpn_cls_weights", A),
+		BBoxTargets: mk("rpn_bbox_targets", 4*A), InsideWeights: mk("rpn_bbox_inside_weights", 4*A),
+		OutsideWeights: mk("rpn_bbox_outside_weights", 4*A)}
+	if t != nil {
+		if err := tn.Set(t); err != nil {
+			return nil, err
+		}
+	}
+	return tn, nil
+}
+
+// Set binds the values of t (same B, A, H, W) to the nodes.
+func (tn *TargetNodes) Set(t *Targets) error {
+	if t == nil {
+		return fmt.Errorf("rpn: TargetNodes.Set: targets are nil")
+	}
+	if t.B != tn.B || t.A != tn.A || t.H != tn.H || t.W != tn.W {
+		return fmt.Errorf("rpn: TargetNodes.Set: targets have B=%d A=%d H=%d W=%d, nodes were made for B=%d A=%d H=%d W=%d",
+			t.B, t.A, t.H, t.W, tn.B, tn.A, tn.H, tn.W)
+	}
+	dt := tn.Labels.Dtype()
+	for _, p := range []struct {
+		n    *G.Node
+		data []float64
+	}{{tn.Labels, t.Labels}, {tn.ClsWeights, t.ClsWeights}, {tn.BBoxTargets, t.BBoxTargets},
+		{tn.InsideWeights, t.InsideWeights}, {tn.OutsideWeights, t.OutsideWeights}} {
+		if len(p.data) != p.n.Shape().TotalSize() {
+			return fmt.Errorf("rpn: TargetNodes.Set: %s has %d values, want %d", p.n.Name(), len(p.data), p.n.Shape().TotalSize())
+		}
+		if err := G.Let(p.n, toDense(dt, p.n.Shape(), p.data)); err != nil {
+			return fmt.Errorf("rpn: TargetNodes.Set: %s: %w", p.n.Name(), err)
+		}
+	}
+	return nil
+}
+
+func toDense(dt tensor.Dtype, shape tensor.Shape, data []float64) *tensor.Dense {
+	if dt == tensor.Float32 {
+		d := make([]float32, len(data))
+		for i, v := range data {
+			d[i] = float32(v)
+		}
+		return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(d))
+	}
+	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(append([]float64(nil), data...)))
+}
+
+// Loss is the RPN objective:
+//
+//	total = cls + Lambda * reg
+//	cls   = Σ_i w_i ce(z_i, y_i)               (ObjectnessLoss with t.ClsWeights)
+//	reg   = op.SmoothL1Loss(deltas, t.BBoxTargets, t.InsideWeights, t.OutsideWeights, sigma, dims)
+//
+// PerImage (py-faster-rcnn): outside weights 1/N_v(b), dims {1, 2, 3}: the mean over images of
+// each image's normalised sum; the classification weights 1/(N_v(b) B) give the same averaging.
+// PerBatch (torchvision): weights 1/S and dims {0, 1, 2, 3}: sums over the batch divided by the
+// number of sampled anchors S.
+//
+// scores has shape (B, 2A, H, W) (Softmax2) or (B, A, H, W) (Sigmoid), deltas (B, 4A, H, W),
+// both of the targets' dtype and graph. Gradients flow to scores and deltas only.
+func Loss(scores, deltas *G.Node, t *TargetNodes, cfg Config) (total, cls, reg *G.Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, nil, err
+	}
+	if t == nil {
+		return nil, nil, nil, fmt.Errorf("rpn: Loss: targets are nil")
+	}
+	if scores == nil || deltas == nil {
+		return nil, nil, nil, fmt.Errorf("rpn: Loss: scores (%v) or deltas (%v) is nil", scores != nil, deltas != nil)
+	}
+	wantScores := tensor.Shape{t.B, t.A, t.H, t.W}
+	if cfg.Objectness == Softmax2 {
+		wantScores[1] = 2 * t.A
+	}
+	if !scores.Shape().Eq(wantScores) {
+		return nil, nil, nil, fmt.Errorf("rpn: Loss: scores have shape %v; %v objectness with targets B=%d A=%d H=%d W=%d needs %v",
+			scores.Shape(), cfg.Objectness, t.B, t.A, t.H, t.W, wantScores)
+	}
+	if wantDeltas := (tensor.Shape{t.B, 4 * t.A, t.H, t.W}); !deltas.Shape().Eq(wantDeltas) {
+		return nil, nil, nil, fmt.Errorf("rpn: Loss: deltas have shape %v; targets need %v", deltas.Shape(), wantDeltas)
+	}
+	if scores.Graph() != t.Labels.Graph() || deltas.Graph() != t.Labels.Graph() {
+		return nil, nil, nil, fmt.Errorf("rpn: Loss: scores, deltas and targets must belong to one graph")
+	}
+	if scores.Dtype() != t.Labels.Dtype() || deltas.Dtype() != t.Labels.Dtype() {
+		return nil, nil, nil, fmt.Errorf("rpn: Loss: scores (%v), deltas (%v) and targets (%v) must share a dtype", scores.Dtype(), deltas.Dtype(), t.Labels.Dtype())
+	}
+	if cls, err = ObjectnessLoss(scores, t.Labels, t.ClsWeights, cfg.Objectness); err != nil {
+		return nil, nil, nil, err
+	}
+	opts := []op.Option{op.WithWeights(t.InsideWeights, t.OutsideWeights), op.WithoutTargetGrad()}
+	if cfg.Sigma != 0 {
+		opts = append(opts, op.WithSigma(cfg.Sigma))
+	} else {
+		opts = append(opts, op.WithBeta(cfg.Beta))
+	}
+	if cfg.Normalisation == PerImage {
+		opts = append(opts, op.WithSumDims(1, 2, 3))
+	} else {
+		opts = append(opts, op.WithSumDims(0, 1, 2, 3))
+	}
+	if reg, err = op.SmoothL1(deltas, t.BBoxTargets, opts...); err != nil {
+		return nil, nil, nil, err
+	}
+	weighted := reg
+	if cfg.Lambda != 1 {
+		lambda := G.NewConstant(castScalar(deltas.Dtype(), cfg.Lambda), G.WithName(fmt.Sprintf("rpn_lambda_%v_%v", deltas.Dtype(), cfg.Lambda)))
+		if weighted, err = G.Mul(reg, lambda); err != nil {
+			return nil, nil, nil, fmt.Errorf("rpn: Loss: lambda: %w", err)
+		}
+	}
+	if total, err = G.Add(cls, weighted); err != nil {
+		return nil, nil, nil, fmt.Errorf("rpn: Loss: total: %w", err)
+	}
+	return total, cls, reg, nil
+}
+
+func castScalar(dt tensor.Dtype, v float64) any {
+	if dt == tensor.Float32 {
+		return float32(v)
+	}
+	return v
+}

@@ -1,0 +1,368 @@
+package rpn
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// The objectness loss as one fused op, for both heads. With z the foreground logit of an anchor
+// (Sigmoid: the score; Softmax2: s_fg - s_bg, since softmax over two classes is the sigmoid of
+// the difference) and y in {0, 1} its label,
+//
+//	ce(z, y)  = max(z, 0) - z*y + log1p(exp(-|z|))      (= -ln softmax(s)[y], stable for any z)
+//	loss      = Σ_{label >= 0} w_i ce(z_i, y_i)          (label -1 ignored whatever its weight)
+//	dloss/dz  = w (sigmoid(z) - y)
+//	Softmax2: dloss/ds_fg = dloss/dz, dloss/ds_bg = -dloss/dz
+//
+// Logits of ±1e4 give finite losses (1e4) and gradients (±w). Inputs: scores, labels, weights;
+// only scores are differentiated. gorgonia's LogSumExp and Log(SoftMax) are not used (both are
+// broken in v0.9.18).
+
+var (
+	_ G.SDOp = objectnessOp{}
+	_ G.ADOp = objectnessOp{}
+)
+
+// ObjectnessLoss returns the scalar Σ w_i ce(z_i, y_i) over anchors with label >= 0. scores has
+// shape (B, 2A, H, W) for Softmax2 or (B, A, H, W) for Sigmoid; labels and weights (B, A, H, W),
+// the dtype of scores. Labels must be -1, 0 or 1 (checked when the op runs).
+func ObjectnessLoss(scores, labels, weights *G.Node, kind Objectness) (*G.Node, error) {
+	for _, a := range []struct {
+		name string
+		n    *G.Node
+	}{{"scores", scores}, {"labels", labels}, {"weights", weights}} {
+		if a.n == nil {
+			return nil, fmt.Errorf("rpn: ObjectnessLoss: %s is nil", a.name)
+		}
+	}
+	if kind != Softmax2 && kind != Sigmoid {
+		return nil, fmt.Errorf("rpn: ObjectnessLoss: unknown objectness %v", kind)
+	}
+	dt := scores.Dtype()
+	if dt != tensor.Float32 && dt != tensor.Float64 {
+		return nil, fmt.Errorf("rpn: ObjectnessLoss: scores have dtype %v; want float32 or float64", dt)
+	}
+	ss := scores.Shape()
+	if len(ss) != 4 {
+		return nil, fmt.Errorf("rpn: ObjectnessLoss: scores have shape %v; want (B, %s, H, W)", ss, map[Objectness]string{Softmax2: "2A", Sigmoid: "A"}[kind])
+	}
+	A := ss[1]
+	if kind == Softmax2 {
+		if ss[1]%2 != 0 {
+			return nil, fmt.Errorf("rpn: ObjectnessLoss: softmax2 scores have shape %v; channel count %d must be 2A", ss, ss[1])
+		}
+		A = ss[1] / 2
+	}
+	want := tensor.Shape{ss[0], A, ss[2], ss[3]}
+	for _, a := range []struct {
+		name string
+		n    *G.Node
+	}{{"labels", labels}, {"weights", weights}} {
+		if a.n.Graph() != scores.Graph() {
+			return nil, fmt.Errorf("rpn: ObjectnessLoss: %s belong to a different graph than scores", a.name)
+		}
+		if a.n.Dtype() != dt {
+			return nil, fmt.Errorf("rpn: ObjectnessLoss: %s have dtype %v but scores have %v", a.name, a.n.Dtype(), dt)
+		}
+		if !a.n.Shape().Eq(want) {
+			return nil, fmt.Errorf("rpn: ObjectnessLoss: %s have shape %v; scores of shape %v need %v", a.name, a.n.Shape(), ss, want)
+		}
+	}
+	o := objectnessOp{kind: kind, shape: ss}
+	n, err := G.ApplyOp(o, scores, labels, weights)
+	if err != nil {
+		return nil, fmt.Errorf("rpn: ObjectnessLoss: %w", err)
+	}
+	return n, nil
+}
+
+type objectnessOp struct {
+	kind  Objectness
+	shape tensor.Shape // scores
+}
+
+func (o objectnessOp) anchorsShape() tensor.Shape {
+	s := o.shape.Clone()
+	if o.kind == Softmax2 {
+		s[1] /= 2
+	}
+	return s
+}
+
+func (o objectnessOp) Arity() int { return 3 }
+func (o objectnessOp) Type() hm.Type {
+	t := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
+	return hm.NewFnType(t, t, t, hm.TypeVariable('a'))
+}
+func (o objectnessOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	if len(ds) != 3 {
+		return nil, fmt.Errorf("rpn: %v expects 3 inputs, got %d", o, len(ds))
+	}
+	return tensor.ScalarShape(), nil
+}
+func (o objectnessOp) ReturnsPtr() bool      { return false }
+func (o objectnessOp) CallsExtern() bool     { return false }
+func (o objectnessOp) OverwritesInput() int  { return -1 }
+func (o objectnessOp) String() string        { return fmt.Sprintf("ObjectnessLoss{%v, %v}", o.kind, o.shape) }
+func (o objectnessOp) WriteHash(h hash.Hash) { fmt.Fprint(h, o.String()) }
+func (o objectnessOp) Hashcode() uint32      { return fnvHash(o) }
+
+func fnvHash(o interface{ WriteHash(hash.Hash) }) uint32 {
+	h := fnv.New32a()
+	o.WriteHash(h)
+	return h.Sum32()
+}
+
+func (o objectnessOp) values(vals []G.Value) (scores, labels, weights *tensor.Dense, err error) {
+	if len(vals) < 3 {
+		return nil, nil, nil, fmt.Errorf("rpn: %v expects 3 inputs, got %d", o, len(vals))
+	}
+	want := []tensor.Shape{o.shape, o.anchorsShape(), o.anchorsShape()}
+	names := []string{"scores", "labels", "weights"}
+	ds := make([]*tensor.Dense, 3)
+	for i := 0; i < 3; i++ {
+		d, ok := vals[i].(*tensor.Dense)
+		if !ok || !d.Shape().Eq(want[i]) {
+			return nil, nil, nil, fmt.Errorf("rpn: %v: %s is %T of shape %v, want a tensor of shape %v", o, names[i], vals[i], shapeOf(vals[i]), want[i])
+		}
+		if d.Dtype() != tensor.Float32 && d.Dtype() != tensor.Float64 || (i > 0 && d.Dtype() != ds[0].Dtype()) {
+			return nil, nil, nil, fmt.Errorf("rpn: %v: %s has dtype %v", o, names[i], d.Dtype())
+		}
+		ds[i] = d
+	}
+	return ds[0], ds[1], ds[2], nil
+}
+
+func shapeOf(v G.Value) tensor.Shape {
+	if v == nil {
+		return nil
+	}
+	return v.Shape()
+}
+
+func (o objectnessOp) Do(vals ...G.Value) (G.Value, error) {
+	s, l, w, err := o.values(vals)
+	if err != nil {
+		return nil, err
+	}
+	if s.Dtype() == tensor.Float32 {
+		v, err := objectnessForward(o, s.Data().([]float32), l.Data().([]float32), w.Data().([]float32))
+		return G.NewF32(float32(v)), err
+	}
+	v, err := objectnessForward(o, s.Data().([]float64), l.Data().([]float64), w.Data().([]float64))
+	return G.NewF64(v), err
+}
+
+type float interface{ ~float32 | ~float64 }
+
+// logitAt returns the foreground logit of anchor i (index into the (B, A, H, W) plane), and the
+// score indices it comes from (bg = -1 for Sigmoid).
+func (o objectnessOp) index(i int) (fg, bg int) {
+	if o.kind == Sigmoid {
+		return i, -1
+	}
+	A, HW := o.shape[1]/2, o.shape[2]*o.shape[3]
+	b := i / (A * HW)
+	r := i % (A * HW) // a*HW + yx
+	bg = b*2*A*HW + r
+	return bg + A*HW, bg
+}
+
+// ce is max(z, 0) - z*y + log1p(exp(-|z|)).
+func ce(z, y float64) float64 {
+	return math.Max(z, 0) - z*y + math.Log1p(math.Exp(-math.Abs(z)))
+}
+
+// sigmoid is 1/(1+exp(-z)) without overflow.
+func sigmoid(z float64) float64 {
+	if z >= 0 {
+		return 1 / (1 + math.Exp(-z))
+	}
+	e := math.Exp(z)
+	return e / (1 + e)
+}
+
+func checkLabel(o objectnessOp, i int, y float64) error {
+	if y != -1 && y != 0 && y != 1 {
+		return fmt.Errorf("rpn: %v: label %d is %v; labels must be -1, 0 or 1", o, i, y)
+	}
+	return nil
+}
+
+func objectnessForward[T float](o objectnessOp, scores, labels, weights []T) (float64, error) {
+	sum := 0.0
+	for i, yl := range labels {
+		y := float64(yl)
+		if err := checkLabel(o, i, y); err != nil {
+			return 0, err
+		}
+		if y < 0 {
+			continue
+		}
+		fg, bg := o.index(i)
+		z := float64(scores[fg])
+		if bg >= 0 {
+			z -= float64(scores[bg])
+		}
+		sum += float64(weights[i]) * ce(z, y)
+	}
+	return sum, nil
+}
+
+// objectnessGrad writes dst = upstream * dloss/dscores.
+func objectnessGrad[T float](o objectnessOp, scores, labels, weights []T, up float64, dst []T) error {
+	for i, yl := range labels {
+		y := float64(yl)
+		if err := checkLabel(o, i, y); err != nil {
+			return err
+		}
+		fg, bg := o.index(i)
+		if y < 0 {
+			dst[fg] = 0
+			if bg >= 0 {
+				dst[bg] = 0
+			}
+			continue
+		}
+		z := float64(scores[fg])
+		if bg >= 0 {
+			z -= float64(scores[bg])
+		}
+		// d ce/dz = sigmoid(z) - y
+		g := up * float64(weights[i]) * (sigmoid(z) - y)
+		dst[fg] = T(g)
+		if bg >= 0 {
+			dst[bg] = T(-g) // z = s_fg - s_bg
+		}
+	}
+	return nil
+}
+
+func (o objectnessOp) DiffWRT(n int) []bool {
+	w := make([]bool, n)
+	if n > 0 {
+		w[0] = true
+	}
+	return w
+}
+
+func (o objectnessOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 3 {
+		return nil, fmt.Errorf("rpn: %v.SymDiff: expected 3 inputs, got %d", o, len(inputs))
+	}
+	d, err := G.ApplyOp(objectnessDiffOp{o}, inputs[0], inputs[1], inputs[2], grad)
+	if err != nil {
+		return nil, fmt.Errorf("rpn: %v.SymDiff: %w", o, err)
+	}
+	return G.Nodes{d, nil, nil}, nil
+}
+
+// DoDiff adds the gradient into the scores' gradient buffer (LispMachine).
+func (o objectnessOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Node) error {
+	if len(inputs) != 3 {
+		return fmt.Errorf("rpn: %v.DoDiff: expected 3 inputs, got %d", o, len(inputs))
+	}
+	up, err := output.Grad()
+	if err != nil {
+		return fmt.Errorf("rpn: %v.DoDiff: %w", o, err)
+	}
+	d, err := objectnessDiffOp{o}.Do(inputs[0].Value(), inputs[1].Value(), inputs[2].Value(), up)
+	if err != nil {
+		return err
+	}
+	gv, err := inputs[0].Grad()
+	if err != nil {
+		return nil
+	}
+	buf, ok := gv.(*tensor.Dense)
+	if !ok || !buf.Shape().Eq(o.shape) || buf.Dtype() != d.Dtype() {
+		return fmt.Errorf("rpn: %v.DoDiff: scores' gradient buffer is %T %v", o, gv, shapeOf(gv))
+	}
+	switch dst := buf.Data().(type) {
+	case []float64:
+		for i, v := range d.Data().([]float64) {
+			dst[i] += v
+		}
+	case []float32:
+		for i, v := range d.Data().([]float32) {
+			dst[i] += v
+		}
+	}
+	return nil
+}
+
+type objectnessDiffOp struct{ fwd objectnessOp }
+
+func (d objectnessDiffOp) Arity() int { return 4 }
+func (d objectnessDiffOp) Type() hm.Type {
+	t := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
+	return hm.NewFnType(t, t, t, hm.TypeVariable('a'), t)
+}
+func (d objectnessDiffOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	if len(ds) != 4 {
+		return nil, fmt.Errorf("rpn: %v expects 4 inputs, got %d", d, len(ds))
+	}
+	return d.fwd.shape.Clone(), nil
+}
+func (d objectnessDiffOp) ReturnsPtr() bool     { return false }
+func (d objectnessDiffOp) CallsExtern() bool    { return false }
+func (d objectnessDiffOp) OverwritesInput() int { return -1 }
+func (d objectnessDiffOp) String() string {
+	return "ObjectnessLossDiff" + d.fwd.String()[len("ObjectnessLoss"):]
+}
+func (d objectnessDiffOp) WriteHash(h hash.Hash) { fmt.Fprint(h, d.String()) }
+func (d objectnessDiffOp) Hashcode() uint32      { return fnvHash(d) }
+
+func (d objectnessDiffOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 4 {
+		return nil, fmt.Errorf("rpn: %v expects 4 inputs, got %d", d, len(vals))
+	}
+	s, l, w, err := d.fwd.values(vals)
+	if err != nil {
+		return nil, err
+	}
+	up, err := scalarOf(vals[3])
+	if err != nil {
+		return nil, fmt.Errorf("rpn: %v: %w", d, err)
+	}
+	out := tensor.New(tensor.Of(s.Dtype()), tensor.WithShape(d.fwd.shape.Clone()...))
+	if s.Dtype() == tensor.Float32 {
+		err = objectnessGrad(d.fwd, s.Data().([]float32), l.Data().([]float32), w.Data().([]float32), up, out.Data().([]float32))
+	} else {
+		err = objectnessGrad(d.fwd, s.Data().([]float64), l.Data().([]float64), w.Data().([]float64), up, out.Data().([]float64))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scalarOf reads a scalar gradient: *G.F64, *G.F32 or a one-element tensor.
+func scalarOf(v G.Value) (float64, error) {
+	switch s := v.(type) {
+	case *G.F64:
+		return float64(*s), nil
+	case *G.F32:
+		return float64(*s), nil
+	case *tensor.Dense:
+		if s.Shape().TotalSize() == 1 {
+			switch d := s.Data().(type) {
+			case []float64:
+				return d[0], nil
+			case []float32:
+				return float64(d[0]), nil
+			case float64:
+				return d, nil
+			case float32:
+				return float64(d), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("upstream gradient is %T %v, want a scalar", v, shapeOf(v))
+}
