@@ -12,6 +12,11 @@ import (
 type Anchors struct {
 	Boxes   [][4]float64
 	A, H, W int
+
+	// cell and stride, set by NewAnchors, let the assignment visit only the anchors that can
+	// overlap a gt box. They are used only while Boxes still equal the shifted cell anchors.
+	cell   [][4]float64
+	stride float64
 }
 
 // NewAnchors shifts the cell anchors over an H x W feature map with the given stride.
@@ -20,7 +25,58 @@ func NewAnchors(cell [][4]float64, height, width int, stride float64) (*Anchors,
 	if err != nil {
 		return nil, err
 	}
-	return &Anchors{Boxes: boxes, A: len(cell), H: height, W: width}, nil
+	return &Anchors{Boxes: boxes, A: len(cell), H: height, W: width, cell: append([][4]float64(nil), cell...), stride: stride}, nil
+}
+
+// onGrid reports whether Boxes are still the cell anchors shifted by the stride.
+func (an *Anchors) onGrid() bool {
+	if len(an.cell) != an.A || !(an.stride > 0) {
+		return false
+	}
+	for n, b := range an.Boxes {
+		a, yx := n%an.A, n/an.A
+		sx, sy := float64(yx%an.W)*an.stride, float64(yx/an.W)*an.stride
+		c := an.cell[a]
+		if b != [4]float64{c[0] + sx, c[1] + sy, c[2] + sx, c[3] + sy} {
+			return false
+		}
+	}
+	return true
+}
+
+// window calls fn(n) for every anchor n that can overlap box g (a superset: every anchor with
+// a positive intersection is visited), in increasing n. Without a grid it visits every anchor.
+func (an *Anchors) window(grid bool, g [4]float64, fn func(n int)) {
+	if !grid {
+		for n := range an.Boxes {
+			fn(n)
+		}
+		return
+	}
+	s := an.stride
+	lo := func(v float64, hi int) int { return max(0, min(hi, int(math.Ceil(v)))) }
+	up := func(v float64, hi int) int { return max(-1, min(hi, int(math.Floor(v)))) }
+	// per cell anchor a: cells whose shifted box reaches into [g0 - 1, g2 + 1] x [g1 - 1, g3 + 1]
+	type span struct{ x0, x1, y0, y1 int }
+	spans := make([]span, an.A)
+	X0, X1, Y0, Y1 := an.W, -1, an.H, -1
+	for a, c := range an.cell {
+		sp := span{
+			x0: lo((g[0]-1-c[2])/s, an.W), x1: up((g[2]+1-c[0])/s, an.W-1),
+			y0: lo((g[1]-1-c[3])/s, an.H), y1: up((g[3]+1-c[1])/s, an.H-1),
+		}
+		spans[a] = sp
+		X0, X1, Y0, Y1 = min(X0, sp.x0), max(X1, sp.x1), min(Y0, sp.y0), max(Y1, sp.y1)
+	}
+	for y := Y0; y <= Y1; y++ {
+		for x := X0; x <= X1; x++ {
+			for a, sp := range spans {
+				if x >= sp.x0 && x <= sp.x1 && y >= sp.y0 && y <= sp.y1 {
+					fn((y*an.W+x)*an.A + a)
+				}
+			}
+		}
+	}
 }
 
 func (an *Anchors) validate() error {
@@ -32,6 +88,11 @@ func (an *Anchors) validate() error {
 	}
 	if len(an.Boxes) != an.A*an.H*an.W {
 		return fmt.Errorf("rpn: %d anchor boxes for A*H*W = %d*%d*%d = %d", len(an.Boxes), an.A, an.H, an.W, an.A*an.H*an.W)
+	}
+	for n, b := range an.Boxes {
+		if err := checkBox(b); err != nil {
+			return fmt.Errorf("rpn: anchor %d: %w", n, err)
+		}
 	}
 	return nil
 }
@@ -76,7 +137,8 @@ type Targets struct {
 //  4. an image without gt boxes has every kept anchor negative.
 //
 // No anchors x gt matrix is held: IoUs are computed on the fly, twice (once for the maxima, once
-// for the ties), with O(#anchors + #gt) memory per image. Images are processed in parallel;
+// for the ties), with O(#anchors + #gt) memory per image, and for anchors made by NewAnchors
+// only for the anchors whose grid cell lets them overlap the gt. Images are processed in parallel;
 // results do not depend on scheduling.
 //
 // Errors name the image and box: a gt box with a non-finite coordinate, x2 < x1 or y2 < y1, or
@@ -116,6 +178,7 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 		NumPos:         make([]int, B),
 		NumNeg:         make([]int, B),
 	}
+	grid := anchors.onGrid()
 	workers := min(runtime.GOMAXPROCS(0), B)
 	var wg sync.WaitGroup
 	next := make(chan int, B)
@@ -129,7 +192,7 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 			defer wg.Done()
 			s := newScratch(len(anchors.Boxes))
 			for b := range next {
-				assignImage(cfg, anchors, images[b], b, t, s)
+				assignImage(cfg, anchors, grid, images[b], b, t, s)
 			}
 		}()
 	}
@@ -151,7 +214,7 @@ func newScratch(n int) *scratch {
 	return &scratch{kept: make([]bool, n), maxIoU: make([]float64, n), argmax: make([]int32, n), labels: make([]int8, n)}
 }
 
-func assignImage(cfg Config, an *Anchors, im Image, b int, t *Targets, s *scratch) {
+func assignImage(cfg Config, an *Anchors, grid bool, im Image, b int, t *Targets, s *scratch) {
 	n := len(an.Boxes)
 	gts := im.Boxes
 	for i, box := range an.Boxes {
@@ -168,46 +231,39 @@ func assignImage(cfg Config, an *Anchors, im Image, b int, t *Targets, s *scratc
 			}
 		}
 	} else {
-		// Pass 1: each kept anchor's best IoU and gt (first on ties, as numpy's argmax), and
+		// Pass 1, gt by gt over the anchors that can overlap it: each kept anchor's best IoU
+		// and gt (the first on ties, as numpy's argmax: gts are visited in order and only a
+		// strictly larger IoU replaces; an anchor overlapping nothing keeps IoU 0 and gt 0), and
 		// each gt's best IoU over the kept anchors.
 		gtMax := make([]float64, len(gts))
-		for i, box := range an.Boxes {
-			if !s.kept[i] {
-				continue
-			}
-			best, arg := -1.0, 0
-			for j, g := range gts {
-				v := IoU(box, g, cfg.PlusOne)
-				if v > best {
-					best, arg = v, j
+		for j, g := range gts {
+			an.window(grid, g, func(i int) {
+				if !s.kept[i] {
+					return
+				}
+				v := IoU(an.Boxes[i], g, cfg.PlusOne)
+				if v > s.maxIoU[i] {
+					s.maxIoU[i], s.argmax[i] = v, int32(j)
 				}
 				if v > gtMax[j] {
 					gtMax[j] = v
 				}
-			}
-			s.maxIoU[i], s.argmax[i] = best, int32(arg)
-		}
-		// The smallest positive gt maximum: an anchor whose best IoU is below it cannot tie.
-		minGtMax := math.Inf(1)
-		for _, m := range gtMax {
-			if m > 0 && m < minGtMax {
-				minGtMax = m
-			}
+			})
 		}
 		if !cfg.ClobberPositives {
 			setNegatives(cfg, s, n)
 		}
-		// Pass 2: each gt's best anchors, ties included; a gt with best IoU 0 has none.
-		for i, box := range an.Boxes {
-			if !s.kept[i] || s.maxIoU[i] < minGtMax {
+		// Pass 2: each gt's best anchors, ties included (IoUs recomputed bit for bit); a gt
+		// whose best IoU is 0 has none.
+		for j, g := range gts {
+			if gtMax[j] <= 0 {
 				continue
 			}
-			for j, g := range gts {
-				if gtMax[j] > 0 && IoU(box, g, cfg.PlusOne) == gtMax[j] {
+			an.window(grid, g, func(i int) {
+				if s.kept[i] && IoU(an.Boxes[i], g, cfg.PlusOne) == gtMax[j] {
 					s.labels[i] = 1
-					break
 				}
-			}
+			})
 		}
 		for i := 0; i < n; i++ {
 			if s.kept[i] && s.maxIoU[i] >= cfg.PositiveIoU {

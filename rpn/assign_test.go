@@ -303,3 +303,34 @@ func TestAssignMemory500GT(t *testing.T) {
 		t.Fatalf("allocated %d bytes, more than a tenth of the %d-byte IoU matrix", allocated, matrix)
 	}
 }
+
+// TestWindowedEqualsBruteForce: anchors made by NewAnchors visit only the grid cells that can
+// overlap each gt; the same boxes without the grid (every anchor visited) give identical
+// targets, for both configs, on the 1024x1024 scene with 20 and 500 gt boxes.
+func TestWindowedEqualsBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewSource(15))
+	for _, nGT := range []int{20, 500} {
+		an, images := bigScene(rng, 1, nGT)
+		plain := &Anchors{Boxes: an.Boxes, A: an.A, H: an.H, W: an.W}
+		if !an.onGrid() || plain.onGrid() {
+			t.Fatal("grid detection wrong")
+		}
+		for _, cfg := range []Config{DefaultConfig(), TorchvisionConfig()} {
+			a, err := AssignTargets(cfg, an, images)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := AssignTargets(cfg, plain, images)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range [][2][]float64{{a.Labels, b.Labels}, {a.BBoxTargets, b.BBoxTargets}, {a.OutsideWeights, b.OutsideWeights}} {
+				for i := range p[0] {
+					if p[0][i] != p[1][i] {
+						t.Fatalf("%d gt, %v: windowed %v, brute force %v at %d", nGT, cfg.Objectness, p[0][i], p[1][i], i)
+					}
+				}
+			}
+		}
+	}
+}
