@@ -137,8 +137,8 @@ func benchGraph(b *testing.B, d *benchData, dt tensor.Dtype, mode benchMode) {
 
 // floorPasses is the minimal work with no gorgonia and one goroutine: one pass reading the four
 // inputs for the loss, one more reading them again and writing the gradient. It uses the same
-// branch-light arithmetic as the op's kernels, so the comparison measures what gorgonia, chunking
-// and parallelism add or save, not a slower formula.
+// branch-free arithmetic as the op's kernels (fAt, dfAt), so the comparison measures what
+// gorgonia, chunking and parallelism add or save, not a slower formula.
 func floorPasses[T float](pred, target, inside, outside, grad []T, sigma float64) float64 {
 	s2 := sigma * sigma
 	beta, quad, offset := 1/s2, s2/2, 0.5/s2
@@ -147,19 +147,12 @@ func floorPasses[T float](pred, target, inside, outside, grad []T, sigma float64
 	sum := 0.0
 	for i := range pred {
 		x := float64(inside[i]) * (float64(pred[i]) - float64(target[i]))
-		v := quad * x * x
-		if ax := math.Abs(x); ax >= beta {
-			v = ax - offset
-		}
-		sum += float64(outside[i]) * v
+		sum += float64(outside[i]) * fAt(x, beta, quad, offset)
 	}
 	scale := 1.0 / float64(n)
 	for i := range pred {
 		x := float64(inside[i]) * (float64(pred[i]) - float64(target[i]))
-		d := s2 * x
-		if math.Abs(x) >= beta {
-			d = math.Copysign(1, x)
-		}
+		d := selectIf(math.Abs(x) >= beta, math.Copysign(1, x), s2*x)
 		grad[i] = T(scale * float64(outside[i]) * float64(inside[i]) * d)
 	}
 	return sum * scale
