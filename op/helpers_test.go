@@ -46,6 +46,9 @@ func float64s(v G.Value) []float64 {
 }
 
 func closeTo(a, b, abs, rel float64) bool {
+	if a == b {
+		return true // also equal infinities
+	}
 	if math.IsNaN(a) || math.IsNaN(b) {
 		return math.IsNaN(a) && math.IsNaN(b)
 	}

@@ -82,6 +82,9 @@ func (o smoothL1Op) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Nod
 		return err
 	}
 	dpred := d.(*tensor.Dense)
+	if o.shape.TotalSize() == 0 {
+		return nil // nothing to add (and Dense.Data panics on empty tensors)
+	}
 	accumulate := func(n *G.Node, sign float64, name string) error {
 		gv, err := n.Grad()
 		if err != nil {
@@ -197,6 +200,9 @@ func (d smoothL1DiffOp) do(prealloc G.Value, vals []G.Value) (G.Value, error) {
 		return nil, err
 	}
 	up := vals[len(vals)-1]
+	if o.shape.TotalSize() == 0 {
+		return tensor.New(tensor.Of(dense[0].Dtype()), tensor.WithShape(o.shape.Clone()...)), nil
+	}
 	switch dense[0].Dtype() {
 	case tensor.Float64:
 		return backward[float64](o, dense, up, prealloc)
@@ -329,6 +335,12 @@ func (d smoothL1Diff2Op) Do(vals ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("op: %v: second-order upstream is %T %v, want %v %v", d, vals[len(vals)-1], shapeOf(vals[len(vals)-1]), dense[0].Dtype(), o.shape)
 	}
 	up := vals[len(vals)-2]
+	if o.shape.TotalSize() == 0 {
+		if d.wrtGrad && o.reduction != None {
+			return o.empty(dense[0].Dtype()) // Σ over nothing: 0 (* norm)
+		}
+		return tensor.New(tensor.Of(dense[0].Dtype()), tensor.WithShape(o.shape.Clone()...)), nil
+	}
 	switch dense[0].Dtype() {
 	case tensor.Float64:
 		return second[float64](d, dense, up, u)

@@ -265,6 +265,9 @@ func (o smoothL1Op) do(prealloc G.Value, vals []G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.shape.TotalSize() == 0 {
+		return o.empty(dense[0].Dtype())
+	}
 	switch dense[0].Dtype() {
 	case tensor.Float64:
 		return forward[float64](o, dense, prealloc)
@@ -272,6 +275,19 @@ func (o smoothL1Op) do(prealloc G.Value, vals []G.Value) (G.Value, error) {
 		return forward[float32](o, dense, prealloc)
 	}
 	return nil, fmt.Errorf("op: %v: unsupported dtype %v", o, dense[0].Dtype())
+}
+
+// empty is the result on empty inputs, as in PyTorch: an empty tensor (None), 0 (Sum), NaN
+// (Mean, and sumDims when nothing remains: 0 * 1/0). gorgonia's Dense.Data panics on empty
+// tensors, so no kernel runs.
+func (o smoothL1Op) empty(dt tensor.Dtype) (G.Value, error) {
+	if o.reduction == None {
+		return tensor.New(tensor.Of(dt), tensor.WithShape(o.shape.Clone()...)), nil
+	}
+	if dt == tensor.Float32 {
+		return scalarValue[float32](0*o.norm(), nil), nil
+	}
+	return scalarValue[float64](0*o.norm(), nil), nil
 }
 
 // checkValues verifies the first `count` run-time values: dense tensors of one float dtype and
