@@ -10,8 +10,12 @@ import (
 // hs = round(ws*r) with round half to even (numpy's np.round); for each scale s (scale-minor)
 // a box of ws*s by hs*s centred on the reference window's centre, corners c ∓ (w-1)/2.
 // With baseSize 16, ratios {0.5, 1, 2} and scales {8, 16, 32} it returns the nine anchors of the
-// paper (first row [-84, -40, 99, 55]).
+// paper (first row [-84, -40, 99, 55]). It returns nil when baseSize, a ratio or a scale is not
+// finite and > 0 (NewAnchors then reports "no cell anchors").
 func GenerateAnchors(baseSize float64, ratios, scales []float64) [][4]float64 {
+	if !positive(baseSize) || !allPositive(ratios) || !allPositive(scales) {
+		return nil
+	}
 	w, h := baseSize, baseSize
 	cx, cy := 0.5*(w-1), 0.5*(h-1)
 	size := w * h
@@ -29,8 +33,12 @@ func GenerateAnchors(baseSize float64, ratios, scales []float64) [][4]float64 {
 
 // TorchvisionCellAnchors reproduces torchvision's AnchorGenerator.generate_anchors for one
 // feature map: h_r = sqrt(r), w_r = 1/h_r, anchors [-w_r s, -h_r s, w_r s, h_r s]/2 rounded half to
-// even, ratio-major, size-minor (torchvision's order).
+// even, ratio-major, size-minor (torchvision's order). It returns nil when a size or ratio is not
+// finite and > 0.
 func TorchvisionCellAnchors(sizes, ratios []float64) [][4]float64 {
+	if !allPositive(sizes) || !allPositive(ratios) {
+		return nil
+	}
 	out := make([][4]float64, 0, len(ratios)*len(sizes))
 	for _, r := range ratios {
 		hr := math.Sqrt(r)
@@ -85,4 +93,15 @@ func checkBox(b [4]float64) error {
 		return fmt.Errorf("box %v has x2 < x1 or y2 < y1", b)
 	}
 	return nil
+}
+
+func positive(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
+
+func allPositive(vs []float64) bool {
+	for _, v := range vs {
+		if !positive(v) {
+			return false
+		}
+	}
+	return true
 }

@@ -8,7 +8,8 @@ import (
 
 // IoU returns the intersection over union of a and b. With plusOne (py-faster-rcnn's pixel
 // convention) widths are x2 - x1 + 1; without (torchvision) x2 - x1. Disjoint boxes give 0; two
-// empty boxes give 0, not NaN.
+// empty boxes give 0. It does not validate: a NaN coordinate gives NaN or 0 (AssignTargets rejects
+// such boxes before any IoU is computed).
 func IoU(a, b [4]float64, plusOne bool) float64 {
 	one := 0.0
 	if plusOne {
@@ -65,7 +66,8 @@ func TorchvisionCoder() BoxCoder {
 	return BoxCoder{Weights: [4]float64{1, 1, 1, 1}, ClampLog: math.Log(1000.0 / 16)}
 }
 
-func (c BoxCoder) validate() error {
+// Validate reports a weight that is not finite and > 0, or a negative or NaN ClampLog.
+func (c BoxCoder) Validate() error {
 	for k, w := range c.Weights {
 		if !(w > 0) || math.IsInf(w, 0) {
 			return fmt.Errorf("rpn: BoxCoder weight %d is %v, want finite and > 0", k, w)
@@ -88,8 +90,10 @@ func (c BoxCoder) one() float64 {
 //
 //	dx = wx (gcx - acx)/aw, dy = wy (gcy - acy)/ah, dw = ww ln(gw/aw), dh = wh ln(gh/ah)
 //
-// with w = x2 - x1 (+1) and cx = x1 + w/2. Boxes of zero width or height give ±Inf or NaN; the
-// assignment rejects such ground truth before encoding.
+// with w = x2 - x1 (+1) and cx = x1 + w/2. Encode and Decode do not validate (they are pure
+// arithmetic on hot paths): boxes of zero width or height give ±Inf or NaN, NaN propagates, and a
+// coder with a zero weight divides by zero. AssignTargets validates the coder (Config.Validate)
+// and rejects such ground truth before encoding; call Validate on a hand-made coder.
 func (c BoxCoder) Encode(anchor, gt [4]float64) [4]float64 {
 	one := c.one()
 	aw, ah := anchor[2]-anchor[0]+one, anchor[3]-anchor[1]+one

@@ -138,5 +138,5 @@ func (c Config) Validate() error {
 	if c.Coder.PlusOne != c.PlusOne {
 		return fmt.Errorf("rpn: Config.PlusOne (%t) and Config.Coder.PlusOne (%t) disagree", c.PlusOne, c.Coder.PlusOne)
 	}
-	return c.Coder.validate()
+	return c.Coder.Validate()
 }
