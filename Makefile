@@ -8,7 +8,7 @@ BENCHCOUNT ?= 1
 
 .PHONY: test fmt fmt-check vet lint unit bench demo fuzz
 
-test: fmt-check vet lint unit
+test: fmt-check vet lint unit fuzz
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -34,5 +34,8 @@ bench:
 demo:
 	$(GO) run ./cmd/demo
 
+# Each fuzz target for FUZZTIME (10s in `make test`; e.g. `make fuzz FUZZTIME=5m` to dig).
 fuzz:
-	@echo "fuzz targets are added by the reliability issue"
+	$(GO) test -run '^$$' -fuzz '^FuzzKernels$$' -fuzztime $(FUZZTIME) ./op
+	$(GO) test -run '^$$' -fuzz '^FuzzBoxCoding$$' -fuzztime $(FUZZTIME) ./rpn
+	$(GO) test -run '^$$' -fuzz '^FuzzAssignInvariants$$' -fuzztime $(FUZZTIME) ./rpn

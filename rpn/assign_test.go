@@ -44,11 +44,13 @@ func TestAssignInvariantsWithSampling(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkInvariants(t, cfg, an, images, tg)
+		checkInvariants(t, cfg, an, images, tg, true)
 	}
 }
 
-func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *Targets) {
+// checkInvariants checks the labelling rules and budgets of tg against a brute-force IoU
+// computation; with full, also that the sample is exactly BatchSize (enough negatives exist).
+func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *Targets, full bool) {
 	t.Helper()
 	A, H, W := an.A, an.H, an.W
 	plane := A * H * W
@@ -118,7 +120,7 @@ func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *
 		if pos > maxPos || pos+neg > cfg.BatchSize {
 			t.Fatalf("image %d: %d positives, %d negatives: over the %d/%d budget", b, pos, neg, maxPos, cfg.BatchSize)
 		}
-		if pos+neg != cfg.BatchSize {
+		if full && pos+neg != cfg.BatchSize {
 			t.Fatalf("image %d: %d sampled, want %d (enough negatives exist)", b, pos+neg, cfg.BatchSize)
 		}
 	}
@@ -249,7 +251,7 @@ func TestAssignNoGT(t *testing.T) {
 		if tg.NumPos[1] != 0 || tg.NumNeg[1] != cfg.BatchSize {
 			t.Fatalf("%v: empty image has %d positives and %d negatives, want 0 and %d", cfg.Objectness, tg.NumPos[1], tg.NumNeg[1], cfg.BatchSize)
 		}
-		checkInvariants(t, cfg, an, images, tg)
+		checkInvariants(t, cfg, an, images, tg, true)
 	}
 }
 
