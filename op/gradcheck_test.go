@@ -44,6 +44,30 @@ var reductionCases = []reductionCase{
 	}},
 }
 
+// buildLossPartialWeights is buildLoss for inputs pred, target[, inside][, outside][, upstream]:
+// only the weights in use are inputs (the LispMachine rejects unused input nodes as extra roots).
+func buildLossPartialWeights(opts []Option, withIn, withOut, none bool) gradcheck.Build {
+	return func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+		var wi, wo *G.Node
+		k := 2
+		if withIn {
+			wi, k = in[k], k+1
+		}
+		if withOut {
+			wo = in[k]
+		}
+		l, err := SmoothL1(in[0], in[1], append(append([]Option(nil), opts...), WithWeights(wi, wo))...)
+		if err != nil || !none {
+			return l, err
+		}
+		prod, err := G.HadamardProd(l, in[len(in)-1])
+		if err != nil {
+			return nil, err
+		}
+		return G.Sum(prod)
+	}
+}
+
 // buildLoss returns a gradcheck.Build for SmoothL1 with inputs pred, target[, inside, outside,
 // upstream]. A None reduction is turned into a scalar with Σ upstream ⊙ loss.
 func buildLoss(opts []Option, weights, none bool) gradcheck.Build {
