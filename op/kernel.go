@@ -11,11 +11,6 @@ import (
 // the dtype once, at the edge (Do).
 type float interface{ ~float32 | ~float64 }
 
-// f is the smooth L1 function, evaluated in float64.
-//
-//	f(x) = quad*x^2 if |x| < beta, |x| - offset otherwise
-func (p *params) f(x float64) float64 { return fAt(x, p.beta, p.quad, p.offset) }
-
 // df is f'(x) = slope*x inside the quadratic zone, sign(x) outside. NaN takes the quadratic
 // branch and propagates (slope*NaN), as in PyTorch; ±Inf gives ±1. For beta = 0 the threshold is
 // the smallest denormal and slope is 0, so f'(0) = 0 exactly (PyTorch 1.13 returns -1 there:
