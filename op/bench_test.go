@@ -200,3 +200,22 @@ func benchAll(b *testing.B, size string) {
 func BenchmarkSmoothL1_1k(b *testing.B)    { benchAll(b, "1k") }
 func BenchmarkSmoothL1_64k(b *testing.B)   { benchAll(b, "64k") }
 func BenchmarkSmoothL1_2_36M(b *testing.B) { benchAll(b, "2.36M") }
+
+// BenchmarkKernels times the two kernels alone on the 2.36M float32 workload, without gorgonia
+// or allocation: what the graph adds is the difference with BenchmarkSmoothL1_2_36M.
+func BenchmarkKernels(b *testing.B) {
+	d := data("2.36M")
+	p, _ := paramsFromSigma(3)
+	in := inputs[float32]{d.pred32, d.target32, d.in32, d.out32}
+	b.Run("sum", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			sumLoss(&p, in)
+		}
+	})
+	out := make([]float32, len(d.pred32))
+	b.Run("grad", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			gradPred(&p, in, nil, 1e-3, out)
+		}
+	})
+}

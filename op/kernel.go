@@ -151,16 +151,18 @@ func sumLossChunk[T float](p *params, in inputs[T], lo, hi int) float64 {
 	win := chunkOf(in.insideW, lo, hi)[:n]
 	wout := chunkOf(in.outsideW, lo, hi)[:n]
 	beta, quad, offset := p.beta, p.quad, p.offset
-	// Four accumulators break the dependency chain of the additions; the order is fixed.
+	// Four accumulators break the dependency chain of the additions; the order is fixed. The
+	// loop walks four-element sub-slices so that the compiler drops the bounds checks.
 	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+3 < n; i += 4 {
-		s0 += float64(wout[i]) * fAt(float64(win[i])*(float64(pred[i])-float64(target[i])), beta, quad, offset)
-		s1 += float64(wout[i+1]) * fAt(float64(win[i+1])*(float64(pred[i+1])-float64(target[i+1])), beta, quad, offset)
-		s2 += float64(wout[i+2]) * fAt(float64(win[i+2])*(float64(pred[i+2])-float64(target[i+2])), beta, quad, offset)
-		s3 += float64(wout[i+3]) * fAt(float64(win[i+3])*(float64(pred[i+3])-float64(target[i+3])), beta, quad, offset)
+	for len(pred) >= 4 {
+		p4, t4, i4, o4 := pred[:4], target[:4], win[:4], wout[:4]
+		s0 += float64(o4[0]) * fAt(float64(i4[0])*(float64(p4[0])-float64(t4[0])), beta, quad, offset)
+		s1 += float64(o4[1]) * fAt(float64(i4[1])*(float64(p4[1])-float64(t4[1])), beta, quad, offset)
+		s2 += float64(o4[2]) * fAt(float64(i4[2])*(float64(p4[2])-float64(t4[2])), beta, quad, offset)
+		s3 += float64(o4[3]) * fAt(float64(i4[3])*(float64(p4[3])-float64(t4[3])), beta, quad, offset)
+		pred, target, win, wout = pred[4:], target[4:], win[4:], wout[4:]
 	}
-	for ; i < n; i++ {
+	for i := range pred {
 		s0 += float64(wout[i]) * fAt(float64(win[i])*(float64(pred[i])-float64(target[i])), beta, quad, offset)
 	}
 	return (s0 + s1) + (s2 + s3)
@@ -194,13 +196,23 @@ func gradPred[T float](p *params, in inputs[T], g []T, scale float64, dst []T) {
 		n := len(out)
 		pred, target := in.pred[lo:hi][:n], in.target[lo:hi][:n]
 		win, wout := chunkOf(in.insideW, lo, hi)[:n], chunkOf(in.outsideW, lo, hi)[:n]
-		up := chunkOf(g, lo, hi)[:n]
+		if g == nil {
+			// scalar reductions: the upstream value is in scale
+			for i := range out {
+				wi := float64(win[i])
+				x := wi * (float64(pred[i]) - float64(target[i]))
+				// d/dpred [w_out f(w_in (pred - target))] = w_out * w_in * f'(x), with
+				// f'(x) = slope*x if |x| < beta, sign(x) otherwise (params.df written out: the
+				// call is over the inlining budget)
+				d := selectIf(math.Abs(x) >= beta, math.Copysign(1, x), slope*x)
+				out[i] = T(scale * float64(wout[i]) * wi * d)
+			}
+			return
+		}
+		up := g[lo:hi][:n]
 		for i := range out {
 			wi := float64(win[i])
 			x := wi * (float64(pred[i]) - float64(target[i]))
-			// d/dpred [w_out f(w_in (pred - target))] = w_out * w_in * f'(x),
-			// f'(x) = slope*x if |x| < beta, sign(x) otherwise (see params.df)
-			// (dfAt written out: the call is over the inlining budget)
 			d := selectIf(math.Abs(x) >= beta, math.Copysign(1, x), slope*x)
 			out[i] = T(scale * float64(up[i]) * float64(wout[i]) * wi * d)
 		}
