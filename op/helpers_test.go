@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -27,23 +28,7 @@ func node(g *G.ExprGraph, name string, v *tensor.Dense) *G.Node {
 	return G.NewTensor(g, v.Dtype(), v.Dims(), G.WithShape(v.Shape().Clone()...), G.WithValue(v), G.WithName(name))
 }
 
-func float64s(v G.Value) []float64 {
-	switch d := v.Data().(type) {
-	case []float64:
-		return d
-	case []float32:
-		out := make([]float64, len(d))
-		for i, x := range d {
-			out[i] = float64(x)
-		}
-		return out
-	case float64:
-		return []float64{d}
-	case float32:
-		return []float64{float64(d)}
-	}
-	panic("float64s: unsupported value")
-}
+func float64s(v G.Value) []float64 { return values.Float64s(v) }
 
 func closeTo(a, b, abs, rel float64) bool {
 	if a == b {

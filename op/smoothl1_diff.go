@@ -5,6 +5,7 @@ import (
 	"hash"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -92,7 +93,7 @@ func (o smoothL1Op) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Nod
 		}
 		buf, ok := gv.(*tensor.Dense)
 		if !ok || !buf.Shape().Eq(o.shape) || buf.Dtype() != dpred.Dtype() {
-			return fmt.Errorf("op: %v.DoDiff: %s's gradient buffer is %T %v, want %v %v", o, name, gv, shapeOf(gv), dpred.Dtype(), o.shape)
+			return fmt.Errorf("op: %v.DoDiff: %s's gradient buffer is %T %v, want %v %v", o, name, gv, values.ShapeOf(gv), dpred.Dtype(), o.shape)
 		}
 		switch dst := buf.Data().(type) {
 		case []float64:
@@ -124,50 +125,15 @@ func addScaled[T float](dst, src []T, sign float64) {
 	}
 }
 
-func shapeOf(v G.Value) tensor.Shape {
-	if v == nil {
-		return nil
-	}
-	return v.Shape()
-}
-
-// scalarOf reads a scalar upstream gradient: *G.F64, *G.F32 or a one-element tensor.
-func scalarOf(v G.Value) (float64, error) {
-	switch s := v.(type) {
-	case *G.F64:
-		return float64(*s), nil
-	case *G.F32:
-		return float64(*s), nil
-	case *tensor.Dense:
-		if s.Shape().TotalSize() == 1 {
-			switch d := s.Data().(type) {
-			case []float64:
-				return d[0], nil
-			case []float32:
-				return float64(d[0]), nil
-			case float64:
-				return d, nil
-			case float32:
-				return float64(d), nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("upstream gradient is %T with shape %v, want a scalar", v, shapeOf(v))
-}
-
 // smoothL1DiffOp computes dL/dpred in one fused pass. Inputs: the forward op's inputs, then the
 // upstream gradient g (scalar, or pred's shape for None).
 type smoothL1DiffOp struct{ fwd smoothL1Op }
 
 func (d smoothL1DiffOp) Arity() int { return d.fwd.Arity() + 1 }
 
+// Type: the forward inputs, the upstream gradient (the forward output's type) → pred's type.
 func (d smoothL1DiffOp) Type() hm.Type {
-	ts := make([]hm.Type, 0, d.Arity()+1)
-	for i := 0; i < d.fwd.Arity(); i++ {
-		ts = append(ts, d.fwd.tensorType())
-	}
-	ts = append(ts, d.fwd.outType(), d.fwd.tensorType())
-	return hm.NewFnType(ts...)
+	return d.fwd.fnType(d.fwd.outType(), d.fwd.tensorType())
 }
 
 func (d smoothL1DiffOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
@@ -218,7 +184,7 @@ func upstream[T float](o smoothL1Op, up G.Value) (g []T, scale float64, err erro
 	if o.reduction == None {
 		u, ok := up.(*tensor.Dense)
 		if !ok || !u.Shape().Eq(o.shape) {
-			return nil, 0, fmt.Errorf("op: %v: upstream gradient is %T %v, want a tensor of shape %v", o, up, shapeOf(up), o.shape)
+			return nil, 0, fmt.Errorf("op: %v: upstream gradient is %T %v, want a tensor of shape %v", o, up, values.ShapeOf(up), o.shape)
 		}
 		g, ok := u.Data().([]T)
 		if !ok {
@@ -226,9 +192,9 @@ func upstream[T float](o smoothL1Op, up G.Value) (g []T, scale float64, err erro
 		}
 		return g, 1, nil
 	}
-	s, err := scalarOf(up)
+	s, err := values.Scalar(up)
 	if err != nil {
-		return nil, 0, fmt.Errorf("op: %v: %w", o, err)
+		return nil, 0, fmt.Errorf("op: %v: upstream gradient: %w", o, err)
 	}
 	return nil, s * o.norm(), nil
 }
@@ -288,18 +254,12 @@ type smoothL1Diff2Op struct {
 
 func (d smoothL1Diff2Op) Arity() int { return d.fwd.Arity() + 2 }
 
+// Type: the forward inputs, g, u → g's type (wrtGrad) or pred's type.
 func (d smoothL1Diff2Op) Type() hm.Type {
-	ts := make([]hm.Type, 0, d.Arity()+1)
-	for i := 0; i < d.fwd.Arity(); i++ {
-		ts = append(ts, d.fwd.tensorType())
-	}
-	ts = append(ts, d.fwd.outType(), d.fwd.tensorType())
 	if d.wrtGrad {
-		ts = append(ts, d.fwd.outType())
-	} else {
-		ts = append(ts, d.fwd.tensorType())
+		return d.fwd.fnType(d.fwd.outType(), d.fwd.tensorType(), d.fwd.outType())
 	}
-	return hm.NewFnType(ts...)
+	return d.fwd.fnType(d.fwd.outType(), d.fwd.tensorType(), d.fwd.tensorType())
 }
 
 func (d smoothL1Diff2Op) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
@@ -332,7 +292,7 @@ func (d smoothL1Diff2Op) Do(vals ...G.Value) (G.Value, error) {
 	}
 	u, ok := vals[len(vals)-1].(*tensor.Dense)
 	if !ok || !u.Shape().Eq(o.shape) || u.Dtype() != dense[0].Dtype() {
-		return nil, fmt.Errorf("op: %v: second-order upstream is %T %v, want %v %v", d, vals[len(vals)-1], shapeOf(vals[len(vals)-1]), dense[0].Dtype(), o.shape)
+		return nil, fmt.Errorf("op: %v: second-order upstream is %T %v, want %v %v", d, vals[len(vals)-1], values.ShapeOf(vals[len(vals)-1]), dense[0].Dtype(), o.shape)
 	}
 	up := vals[len(vals)-2]
 	if o.shape.TotalSize() == 0 {

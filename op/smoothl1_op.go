@@ -209,12 +209,15 @@ func (o smoothL1Op) outType() hm.Type {
 	return hm.TypeVariable('a')
 }
 
-func (o smoothL1Op) Type() hm.Type {
-	ts := make([]hm.Type, 0, o.Arity()+1)
+func (o smoothL1Op) Type() hm.Type { return o.fnType(o.outType()) }
+
+// fnType is the function type taking the forward op's inputs (all of pred's type), then more.
+func (o smoothL1Op) fnType(more ...hm.Type) hm.Type {
+	ts := make([]hm.Type, 0, o.Arity()+len(more))
 	for i := 0; i < o.Arity(); i++ {
 		ts = append(ts, o.tensorType())
 	}
-	return hm.NewFnType(append(ts, o.outType())...)
+	return hm.NewFnType(append(ts, more...)...)
 }
 
 func (o smoothL1Op) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {

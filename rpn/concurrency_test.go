@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/detlab/smoothl1/internal/values"
 	"github.com/detlab/smoothl1/op"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -61,7 +62,7 @@ func TestConcurrentGraphs(t *testing.T) {
 		if err := m.RunAll(); err != nil {
 			return nil, err
 		}
-		v, err := scalarOf(sum.Value())
+		v, err := values.Scalar(sum.Value())
 		if err != nil {
 			return nil, err
 		}

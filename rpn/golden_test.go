@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -244,26 +245,14 @@ func runLoss(t *testing.T, cfg Config, tg *Targets, scoresShape []int, scores, d
 
 func scalarValue(t *testing.T, v G.Value) float64 {
 	t.Helper()
-	f, err := scalarOf(v)
+	f, err := values.Scalar(v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func floats(v G.Value) []float64 {
-	switch d := v.Data().(type) {
-	case []float64:
-		return append([]float64(nil), d...)
-	case []float32:
-		out := make([]float64, len(d))
-		for i, x := range d {
-			out[i] = float64(x)
-		}
-		return out
-	}
-	panic("floats: unsupported")
-}
+func floats(v G.Value) []float64 { return values.Float64s(v) }
 
 // TestTorchvisionParity: TorchvisionConfig reproduces assign_targets_to_anchors (labels),
 // box_coder.encode (targets of positives) and compute_loss (both losses and both gradients) of

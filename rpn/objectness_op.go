@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -129,7 +130,7 @@ func (o objectnessOp) values(vals []G.Value) (scores, labels, weights *tensor.De
 	for i := 0; i < 3; i++ {
 		d, ok := vals[i].(*tensor.Dense)
 		if !ok || !d.Shape().Eq(want[i]) {
-			return nil, nil, nil, fmt.Errorf("rpn: %v: %s is %T of shape %v, want a tensor of shape %v", o, names[i], vals[i], shapeOf(vals[i]), want[i])
+			return nil, nil, nil, fmt.Errorf("rpn: %v: %s is %T of shape %v, want a tensor of shape %v", o, names[i], vals[i], values.ShapeOf(vals[i]), want[i])
 		}
 		if d.Dtype() != tensor.Float32 && d.Dtype() != tensor.Float64 || (i > 0 && d.Dtype() != ds[0].Dtype()) {
 			return nil, nil, nil, fmt.Errorf("rpn: %v: %s has dtype %v", o, names[i], d.Dtype())
@@ -137,13 +138,6 @@ func (o objectnessOp) values(vals []G.Value) (scores, labels, weights *tensor.De
 		ds[i] = d
 	}
 	return ds[0], ds[1], ds[2], nil
-}
-
-func shapeOf(v G.Value) tensor.Shape {
-	if v == nil {
-		return nil
-	}
-	return v.Shape()
 }
 
 func (o objectnessOp) Do(vals ...G.Value) (G.Value, error) {
@@ -282,7 +276,7 @@ func (o objectnessOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.N
 	}
 	buf, ok := gv.(*tensor.Dense)
 	if !ok || !buf.Shape().Eq(o.shape) || buf.Dtype() != d.Dtype() {
-		return fmt.Errorf("rpn: %v.DoDiff: scores' gradient buffer is %T %v", o, gv, shapeOf(gv))
+		return fmt.Errorf("rpn: %v.DoDiff: scores' gradient buffer is %T %v", o, gv, values.ShapeOf(gv))
 	}
 	switch dst := buf.Data().(type) {
 	case []float64:
@@ -327,7 +321,7 @@ func (d objectnessDiffOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	up, err := scalarOf(vals[3])
+	up, err := values.Scalar(vals[3])
 	if err != nil {
 		return nil, fmt.Errorf("rpn: %v: %w", d, err)
 	}
@@ -341,28 +335,4 @@ func (d objectnessDiffOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// scalarOf reads a scalar gradient: *G.F64, *G.F32 or a one-element tensor.
-func scalarOf(v G.Value) (float64, error) {
-	switch s := v.(type) {
-	case *G.F64:
-		return float64(*s), nil
-	case *G.F32:
-		return float64(*s), nil
-	case *tensor.Dense:
-		if s.Shape().TotalSize() == 1 {
-			switch d := s.Data().(type) {
-			case []float64:
-				return d[0], nil
-			case []float32:
-				return float64(d[0]), nil
-			case float64:
-				return d, nil
-			case float32:
-				return float64(d), nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("upstream gradient is %T %v, want a scalar", v, shapeOf(v))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/detlab/smoothl1/internal/values"
 	"gonum.org/v1/gonum/diff/fd"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -119,7 +120,7 @@ func Graph(build Build, inputs []Input, opt Options) error {
 		if !in.Wrt {
 			continue
 		}
-		x := toFloat64(in.Value)
+		x := values.Float64s(in.Value)
 		f := func(xi []float64) float64 {
 			vals := make([]*tensor.Dense, len(inputs))
 			for j := range inputs {
@@ -176,7 +177,7 @@ func Forward(build Build, names []string, vals []*tensor.Dense) (float64, error)
 	if err := m.RunAll(); err != nil {
 		return 0, err
 	}
-	return Scalar(cost.Value())
+	return values.Scalar(cost.Value())
 }
 
 // Analytic returns the gradients of the scalar built by build with respect to the inputs with
@@ -211,7 +212,7 @@ func Analytic(build Build, inputs []Input, machine Machine) ([][]float64, error)
 			return nil, fmt.Errorf("gradcheck: TapeMachine: %w", err)
 		}
 		for _, gn := range grads {
-			out = append(out, toFloat64(gn.Value().(*tensor.Dense)))
+			out = append(out, values.Float64s(gn.Value()))
 		}
 	case Lisp:
 		m := G.NewLispMachine(g)
@@ -224,45 +225,12 @@ func Analytic(build Build, inputs []Input, machine Machine) ([][]float64, error)
 			if err != nil {
 				return nil, fmt.Errorf("gradcheck: LispMachine gradient of %s: %w", n.Name(), err)
 			}
-			out = append(out, toFloat64(gv.(*tensor.Dense)))
+			out = append(out, values.Float64s(gv))
 		}
 	default:
 		return nil, fmt.Errorf("gradcheck: unknown machine %d", machine)
 	}
 	return out, nil
-}
-
-// Scalar reads a scalar value (*G.F64, *G.F32 or a one-element tensor) as float64.
-func Scalar(v G.Value) (float64, error) {
-	switch s := v.(type) {
-	case *G.F64:
-		return float64(*s), nil
-	case *G.F32:
-		return float64(*s), nil
-	case *tensor.Dense:
-		if s.Shape().TotalSize() == 1 {
-			return toFloat64(s)[0], nil
-		}
-	}
-	return 0, fmt.Errorf("gradcheck: cost is %T, want a scalar", v)
-}
-
-func toFloat64(t *tensor.Dense) []float64 {
-	switch d := t.Data().(type) {
-	case []float64:
-		return append([]float64(nil), d...)
-	case []float32:
-		out := make([]float64, len(d))
-		for i, v := range d {
-			out[i] = float64(v)
-		}
-		return out
-	case float64:
-		return []float64{d}
-	case float32:
-		return []float64{float64(d)}
-	}
-	panic(fmt.Sprintf("gradcheck: unsupported data %T", t.Data()))
 }
 
 func fromFloat64(x []float64, like *tensor.Dense) *tensor.Dense {
