@@ -116,6 +116,7 @@ func TestFailureTable(t *testing.T) {
 		{"NewTargetNodes int dtype", func() error { _, err := NewTargetNodes(g, tensor.Int, 1, 1, 1, 1, nil); return err }, []string{"dtype int"}},
 		{"NewTargetNodes B 0", func() error { _, err := NewTargetNodes(g, tensor.Float64, 0, 1, 1, 1, nil); return err }, []string{"B=0"}},
 		{"Set nil targets", func() error { return tn.Set(nil) }, []string{"targets are nil"}},
+		{"Set on nil nodes", func() error { var none *TargetNodes; return none.Set(&Targets{}) }, []string{"target nodes are nil"}},
 		{"Set batch mismatch", func() error { return tn.Set(&Targets{B: 3, A: 3, H: 4, W: 5}) }, []string{"B=3", "B=2"}},
 		{"Set short data", func() error { return tn.Set(&Targets{B: 2, A: 3, H: 4, W: 5, Labels: make([]float64, 5)}) }, []string{"rpn_labels has 5 values", "want 120"}},
 		{"Loss nil scores", func() error { return loss(nil, deltas, tn, cfg) }, []string{"scores (false)"}},

@@ -45,6 +45,9 @@ func NewTargetNodes(g *G.ExprGraph, dt tensor.Dtype, B, A, H, W int, t *Targets)
 
 // Set binds the values of t (same B, A, H, W) to the nodes.
 func (tn *TargetNodes) Set(t *Targets) error {
+	if tn == nil {
+		return fmt.Errorf("rpn: TargetNodes.Set: the target nodes are nil (make them with NewTargetNodes)")
+	}
 	if t == nil {
 		return fmt.Errorf("rpn: TargetNodes.Set: targets are nil")
 	}
