@@ -9,7 +9,7 @@ import (
 
 // float is the element type of every kernel: one generic kernel per computation, dispatched on
 // the dtype once, at the edge (Do).
-type float interface{ ~float32 | ~float64 }
+type float interface{ float32 | float64 }
 
 // df is f'(x) = slope*x inside the quadratic zone, sign(x) outside. NaN takes the quadratic
 // branch and propagates (slope*NaN), as in PyTorch; ±Inf gives ±1. For beta = 0 the threshold is
@@ -42,7 +42,7 @@ func dfAt(x, beta, slope float64) float64 {
 	return selectIf(math.Abs(x) >= beta, math.Copysign(1, x), slope*x)
 }
 
-// d2f is f”(x) = slope inside the quadratic zone, 0 outside. NaN propagates.
+// d2f is the second derivative: slope inside the quadratic zone, 0 outside. NaN propagates.
 func (p *params) d2f(x float64) float64 {
 	if x != x {
 		return x
@@ -54,7 +54,7 @@ func (p *params) d2f(x float64) float64 {
 }
 
 // onesOf returns n ones of type T (n <= chunkSize), read from a shared read-only table: absent
-// weights and upstream gradients are read as ones, so the hot loops have no branches on them.
+// weights are read as ones, so the hot loops have no branches on them.
 func onesOf[T float](n int) []T {
 	var zero T
 	if _, ok := any(zero).(float32); ok {

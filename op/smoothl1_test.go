@@ -56,7 +56,7 @@ func TestSecondOrder(t *testing.T) {
 	}
 }
 
-// TestSecondOrderHandDerived: for L = Σ f_sigma=1(pred - target) (Sum), H = diag(f”), so
+// TestSecondOrderHandDerived: for L = Σ f_sigma=1(pred - target) (Sum), H = diag(the second derivative), so
 // H v = v where |x| < 1 and 0 elsewhere. Residuals 0.5 (inside) and 2 (outside), v = (3, 4):
 // H v = (1*3, 0*4) = (3, 0).
 func TestSecondOrderHandDerived(t *testing.T) {

@@ -153,7 +153,7 @@ func (o objectnessOp) Do(vals ...G.Value) (G.Value, error) {
 	return G.NewF64(v), err
 }
 
-type float interface{ ~float32 | ~float64 }
+type float interface{ float32 | float64 }
 
 // logitAt returns the foreground logit of anchor i (index into the (B, A, H, W) plane), and the
 // score indices it comes from (bg = -1 for Sigmoid).
