@@ -43,8 +43,8 @@
 //
 // SymDiff (TapeMachine, G.Grad) applies a diff op that computes dL/dpred in one pass, and its
 // negation for target (skipped with WithoutTargetGrad). DoDiff (LispMachine) adds the same values
-// into the inputs' gradient buffers. The diff op is differentiable in turn, with the second derivative above, so
-// Hessian-vector products through G.Grad twice are exact.
+// into the inputs' gradient buffers. The diff op is differentiable in turn, with the second
+// derivative above, so Hessian-vector products through G.Grad twice are exact.
 //
 // # Errors
 //
