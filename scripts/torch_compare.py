@@ -16,8 +16,10 @@ Workloads (as the Go benchmarks):
     backward. Go: BenchmarkAssignAndLoss8x64x64Torchvision in package rpn.
 """
 import argparse
+import os
 import re
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -27,20 +29,10 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead, concat_box_prediction_layers
 
+# The seed's _smooth_l1_loss, kept verbatim in one place: op/testdata/gen_fixtures.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "op", "testdata"))
+from gen_fixtures import _smooth_l1_loss  # noqa: E402
 
-def _smooth_l1_loss(bbox_pred, bbox_targets, bbox_inside_weights, bbox_outside_weights, sigma=1.0, dim=[1]):
-    sigma_2 = sigma ** 2
-    box_diff = bbox_pred - bbox_targets
-    in_box_diff = bbox_inside_weights * box_diff
-    abs_in_box_diff = torch.abs(in_box_diff)
-    smoothL1_sign = (abs_in_box_diff < 1. / sigma_2).detach().float()
-    in_loss_box = torch.pow(in_box_diff, 2) * (sigma_2 / 2.) * smoothL1_sign \
-        + (abs_in_box_diff - (0.5 / sigma_2)) * (1. - smoothL1_sign)
-    out_loss_box = bbox_outside_weights * in_loss_box
-    loss_box = out_loss_box
-    for i in sorted(dim, reverse=True):
-        loss_box = loss_box.sum(i)
-    return loss_box.mean()
 
 
 def timeit(fn, min_time=2.0):
@@ -61,7 +53,7 @@ def smooth_l1_workloads(threads):
     pred = (torch.randn(shape, generator=g) * 0.3).float().requires_grad_(True)
     target = (torch.randn(shape, generator=g) * 0.3).float()
     inside = (torch.randint(0, 8, shape, generator=g) == 0).float()
-    outside = torch.full(shape, 1.0 / 256)
+    outside = torch.full(shape, 1.0 / 256, dtype=torch.float32)
 
     def seed():
         pred.grad = None

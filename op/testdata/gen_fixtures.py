@@ -19,11 +19,9 @@ import os
 import torch
 import torch.nn.functional as F
 
-torch.set_default_dtype(torch.float64)
-
-
 def _smooth_l1_loss(bbox_pred, bbox_targets, bbox_inside_weights, bbox_outside_weights, sigma=1.0, dim=[1]):
-    # Verbatim from faster-rcnn.pytorch lib/model/utils/net_utils.py (the seed).
+    # Verbatim from faster-rcnn.pytorch lib/model/utils/net_utils.py (the seed). The other scripts
+    # (rpn/testdata/gen_rpn_fixtures.py, scripts/torch_compare.py) import it from here.
     sigma_2 = sigma ** 2
     box_diff = bbox_pred - bbox_targets
     in_box_diff = bbox_inside_weights * box_diff
@@ -56,6 +54,7 @@ def flat(t):
 
 
 def main():
+    torch.set_default_dtype(torch.float64)
     gen = torch.Generator().manual_seed(20261128)
     cases = []
 

@@ -16,6 +16,7 @@ jwyang/faster-rcnn.pytorch#256).
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import torch
@@ -27,6 +28,10 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead, con
 from torchvision.ops import box_iou, nms
 
 torch.set_default_dtype(torch.float64)
+
+# The seed's _smooth_l1_loss, kept verbatim in one place: op/testdata/gen_fixtures.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "op", "testdata"))
+from gen_fixtures import _smooth_l1_loss  # noqa: E402
 
 
 # ---- py-faster-rcnn generate_anchors.py, verbatim logic -------------------------------------
@@ -147,22 +152,6 @@ def anchor_target_layer(all_anchors, gt_boxes, im_h, im_w, H, W, A):
     inside_w = unmap(inside_w, 0).reshape((1, H, W, A * 4)).transpose(0, 3, 1, 2)
     outside_w = unmap(outside_w, 0).reshape((1, H, W, A * 4)).transpose(0, 3, 1, 2)
     return labels[0], bbox_targets[0], inside_w[0], outside_w[0], int(nv)
-
-
-def _smooth_l1_loss(bbox_pred, bbox_targets, bbox_inside_weights, bbox_outside_weights, sigma=1.0, dim=[1]):
-    # faster-rcnn.pytorch net_utils.py (the seed)
-    sigma_2 = sigma ** 2
-    box_diff = bbox_pred - bbox_targets
-    in_box_diff = bbox_inside_weights * box_diff
-    abs_in_box_diff = torch.abs(in_box_diff)
-    smoothL1_sign = (abs_in_box_diff < 1. / sigma_2).detach().float()
-    in_loss_box = torch.pow(in_box_diff, 2) * (sigma_2 / 2.) * smoothL1_sign \
-        + (abs_in_box_diff - (0.5 / sigma_2)) * (1. - smoothL1_sign)
-    out_loss_box = bbox_outside_weights * in_loss_box
-    loss_box = out_loss_box
-    for i in sorted(dim, reverse=True):
-        loss_box = loss_box.sum(i)
-    return loss_box.mean()
 
 
 def flat(x):
