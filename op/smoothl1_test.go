@@ -326,3 +326,32 @@ func TestFloat32AccumulatesInFloat64(t *testing.T) {
 		t.Fatalf("float32 sum %v, float64 reference %v (rel %.3g)", got, want, math.Abs(got-want)/want)
 	}
 }
+
+// TestWithoutTargetGrad: the target gets no gradient node (the graph is one node smaller than
+// with the target's gradient, the Neg), asking for it is gorgonia's "Non Differentiable WRTs"
+// error, not a panic, and pred's gradient is unchanged.
+func TestWithoutTargetGrad(t *testing.T) {
+	build := func(opts ...Option) (*G.ExprGraph, *G.Node, *G.Node, *G.Node) {
+		g := G.NewGraph()
+		p := node(g, "p", dense(tensor.Float64, []int{2}, []float64{0.5, 2}))
+		q := node(g, "q", dense(tensor.Float64, []int{2}, []float64{0, 0}))
+		return g, p, q, G.Must(SmoothL1(p, q, append(opts, WithReduction(Sum))...))
+	}
+	g1, p1, _, l1 := build()
+	mustGrad(t, l1, p1)
+	g2, p2, q2, l2 := build(WithoutTargetGrad())
+	grads := mustGrad(t, l2, p2)
+	if n1, n2 := len(g1.AllNodes()), len(g2.AllNodes()); n2 != n1-1 {
+		t.Fatalf("graph sizes %d (target gradient) and %d (without): want one node fewer", n1, n2)
+	}
+	if _, err := G.Grad(l2, q2); err == nil || !strings.Contains(err.Error(), "Non Differentiable") {
+		t.Fatalf("gradient with respect to a target without gradient: %v", err)
+	}
+	m := G.NewTapeMachine(g2)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	// beta 1: f'(0.5) = 0.5, f'(2) = 1
+	assertClose(t, "dpred", float64s(grads[0].Value()), []float64{0.5, 1}, 0, 0)
+}
