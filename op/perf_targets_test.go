@@ -2,6 +2,7 @@ package op
 
 import (
 	"os"
+	"runtime"
 	"sort"
 	"testing"
 
@@ -25,8 +26,12 @@ func TestPerfTargets(t *testing.T) {
 	var fusedNs, composedNs, floorNs []int64
 	var fused testing.BenchmarkResult
 	for r := 0; r < rounds; r++ {
+		// each measurement starts from a collected heap, so none pays for another's garbage
+		runtime.GC()
 		fused = testing.Benchmark(func(b *testing.B) { benchGraph(b, d, tensor.Float32, fusedForwardBackward) })
+		runtime.GC()
 		composed := testing.Benchmark(func(b *testing.B) { benchGraph(b, d, tensor.Float32, composedForwardBackward) })
+		runtime.GC()
 		floor := testing.Benchmark(func(b *testing.B) { benchFloor(b, d, tensor.Float32) })
 		fusedNs, composedNs, floorNs = append(fusedNs, fused.NsPerOp()), append(composedNs, composed.NsPerOp()), append(floorNs, floor.NsPerOp())
 	}
