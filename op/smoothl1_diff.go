@@ -204,10 +204,7 @@ func backward[T float](o smoothL1Op, dense []*tensor.Dense, up G.Value, prealloc
 	if err != nil {
 		return nil, err
 	}
-	out, err := denseLike[T](o, dense[0], prealloc)
-	if err != nil {
-		return nil, err
-	}
+	out := denseLike[T](o, dense[0], prealloc)
 	gradPred(&o.p, slicesOf[T](o, dense), g, scale, out.Data().([]T))
 	return out, nil
 }

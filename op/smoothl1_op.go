@@ -350,10 +350,7 @@ func slicesOf[T float](o smoothL1Op, dense []*tensor.Dense) inputs[T] {
 func forward[T float](o smoothL1Op, dense []*tensor.Dense, prealloc G.Value) (G.Value, error) {
 	in := slicesOf[T](o, dense)
 	if o.reduction == None {
-		out, err := denseLike[T](o, dense[0], prealloc)
-		if err != nil {
-			return nil, err
-		}
+		out := denseLike[T](o, dense[0], prealloc)
 		elementLoss(&o.p, in, out.Data().([]T))
 		return out, nil
 	}
@@ -362,13 +359,13 @@ func forward[T float](o smoothL1Op, dense []*tensor.Dense, prealloc G.Value) (G.
 
 // denseLike returns prealloc when it is a usable dense tensor of pred's dtype and shape, else a
 // new one.
-func denseLike[T float](o smoothL1Op, like *tensor.Dense, prealloc G.Value) (*tensor.Dense, error) {
+func denseLike[T float](o smoothL1Op, like *tensor.Dense, prealloc G.Value) *tensor.Dense {
 	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == like.Dtype() && d.Shape().Eq(o.shape) && d.IsNativelyAccessible() {
 		if _, ok := d.Data().([]T); ok {
-			return d, nil
+			return d
 		}
 	}
-	return tensor.New(tensor.Of(like.Dtype()), tensor.WithShape(o.shape.Clone()...)), nil
+	return tensor.New(tensor.Of(like.Dtype()), tensor.WithShape(o.shape.Clone()...))
 }
 
 // scalarValue makes the gorgonia scalar of dtype T (reusing prealloc when it is one).

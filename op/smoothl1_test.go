@@ -355,3 +355,40 @@ func TestWithoutTargetGrad(t *testing.T) {
 	// beta 1: f'(0.5) = 0.5, f'(2) = 1
 	assertClose(t, "dpred", float64s(grads[0].Value()), []float64{0.5, 1}, 0, 0)
 }
+
+// TestUsePreallocDo: a usable buffer (right dtype and shape) is written in place and returned,
+// with the values of Do; an unusable one (wrong shape) is ignored. Scalars reuse a *G.F64.
+func TestUsePreallocDo(t *testing.T) {
+	g := G.NewGraph()
+	p := node(g, "p", dense(tensor.Float64, []int{3}, []float64{0.5, -2, 0}))
+	q := node(g, "q", dense(tensor.Float64, []int{3}, []float64{0, 0, 0}))
+	none := G.Must(SmoothL1(p, q, WithReduction(None))).Op().(smoothL1Op)
+	want, err := none.Do(p.Value(), q.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(3))
+	got, err := none.UsePreallocDo(buf, p.Value(), q.Value())
+	if err != nil || got != G.Value(buf) {
+		t.Fatalf("buffer not used: %v %v", got, err)
+	}
+	// beta 1: f(0.5) = 0.125, f(-2) = 1.5, f(0) = 0
+	assertClose(t, "in place", float64s(got), []float64{0.125, 1.5, 0}, 0, 0)
+	assertClose(t, "Do", float64s(want), []float64{0.125, 1.5, 0}, 0, 0)
+	wrong := tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(4))
+	if got, err := none.UsePreallocDo(wrong, p.Value(), q.Value()); err != nil || got == G.Value(wrong) {
+		t.Fatalf("a buffer of the wrong shape was used: %v %v", got, err)
+	}
+	sum := G.Must(SmoothL1(p, q, WithReduction(Sum))).Op().(smoothL1Op)
+	scalar := G.NewF64(-1)
+	if got, err := sum.UsePreallocDo(scalar, p.Value(), q.Value()); err != nil || got != G.Value(scalar) || float64(*scalar) != 1.625 {
+		t.Fatalf("scalar buffer: %v %v (value %v, want 1.625)", got, err, *scalar)
+	}
+	d := smoothL1DiffOp{sum}
+	gbuf := tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(3))
+	got, err = d.UsePreallocDo(gbuf, p.Value(), q.Value(), G.NewF64(1))
+	if err != nil || got != G.Value(gbuf) {
+		t.Fatalf("gradient buffer not used: %v %v", got, err)
+	}
+	assertClose(t, "gradient in place", float64s(got), []float64{0.5, -1, 0}, 0, 0)
+}
