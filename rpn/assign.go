@@ -366,6 +366,18 @@ func normalise(cfg Config, t *Targets) {
 		if cfg.Normalisation == PerImage {
 			cw = w / float64(t.B)
 		}
+		// outside weights: w on every sampled anchor, or with a positive weight p, p/#pos on
+		// positives and (1-p)/#neg on negatives (py-faster-rcnn's RPN_POSITIVE_WEIGHT)
+		wPos, wNeg := w, w
+		if p := cfg.PositiveWeight; p > 0 {
+			wPos, wNeg = 0, 0
+			if t.NumPos[b] > 0 {
+				wPos = p / float64(t.NumPos[b])
+			}
+			if t.NumNeg[b] > 0 {
+				wNeg = (1 - p) / float64(t.NumNeg[b])
+			}
+		}
 		for a := 0; a < t.A; a++ {
 			for yx := 0; yx < t.H*t.W; yx++ {
 				li := b*plane + a*t.H*t.W + yx
@@ -373,8 +385,12 @@ func normalise(cfg Config, t *Targets) {
 					continue
 				}
 				t.ClsWeights[li] = cw
+				ow := wNeg
+				if t.Labels[li] == 1 {
+					ow = wPos
+				}
 				for k := 0; k < 4; k++ {
-					t.OutsideWeights[b*4*plane+(4*a+k)*t.H*t.W+yx] = w
+					t.OutsideWeights[b*4*plane+(4*a+k)*t.H*t.W+yx] = ow
 				}
 			}
 		}

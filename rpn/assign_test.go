@@ -336,3 +336,41 @@ func TestWindowedEqualsBruteForce(t *testing.T) {
 		}
 	}
 }
+
+// TestPositiveWeight: with RPN_POSITIVE_WEIGHT p = 0.25 the outside weights are p/#pos on
+// positives and (1-p)/#neg on negatives. The scene of ExampleLoss (1 positive, 52 negatives):
+// 0.25/1 = 0.25 and 0.75/52; the classification weights stay 1/N_v = 1/53.
+func TestPositiveWeight(t *testing.T) {
+	an, err := NewAnchors(GenerateAnchors(16, []float64{0.5, 1, 2}, []float64{1, 2}), 4, 5, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.PositiveWeight = 0.25
+	tg, err := AssignTargets(cfg, an, []Image{{Height: 64, Width: 80, Boxes: [][4]float64{{20, 10, 50, 40}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.NumPos[0] != 1 || tg.NumNeg[0] != 52 {
+		t.Fatalf("%d positives, %d negatives; want 1 and 52", tg.NumPos[0], tg.NumNeg[0])
+	}
+	plane := an.A * an.H * an.W
+	HW := an.H * an.W
+	for n := 0; n < plane; n++ {
+		a, yx := n/HW, n%HW
+		l := tg.Labels[n]
+		want := map[float64]float64{1: 0.25, 0: 0.75 / 52, -1: 0}[l]
+		for k := 0; k < 4; k++ {
+			if got := tg.OutsideWeights[(4*a+k)*HW+yx]; got != want {
+				t.Fatalf("anchor plane index %d (label %v): outside weight %v, want %v", n, l, got, want)
+			}
+		}
+		wantCls := 0.0
+		if l >= 0 {
+			wantCls = 1.0 / 53
+		}
+		if tg.ClsWeights[n] != wantCls {
+			t.Fatalf("anchor plane index %d: classification weight %v, want %v", n, tg.ClsWeights[n], wantCls)
+		}
+	}
+}

@@ -80,6 +80,10 @@ type Config struct {
 	Normalisation Normalisation
 	// Lambda weighs the box term: total = cls + Lambda*reg (1).
 	Lambda float64
+	// PositiveWeight is py-faster-rcnn's RPN_POSITIVE_WEIGHT: with p in (0, 1), PerImage outside
+	// weights are p/#positives on positives and (1-p)/#negatives on negatives instead of 1/N_v.
+	// 0 (the default, py-faster-rcnn's -1) keeps the uniform 1/N_v. Classification is unchanged.
+	PositiveWeight float64
 	// Seed makes sampling reproducible: image b of a batch samples with seed Seed + b.
 	Seed int64
 }
@@ -134,6 +138,10 @@ func (c Config) Validate() error {
 		return bad("Normalisation", c.Normalisation, "PerImage or PerBatch")
 	case math.IsNaN(c.Lambda) || math.IsInf(c.Lambda, 0) || c.Lambda < 0:
 		return bad("Lambda", c.Lambda, "finite and >= 0")
+	case !(c.PositiveWeight >= 0 && c.PositiveWeight < 1):
+		return bad("PositiveWeight", c.PositiveWeight, "in (0, 1), or 0 for uniform weights")
+	case c.PositiveWeight != 0 && c.Normalisation != PerImage:
+		return fmt.Errorf("rpn: Config.PositiveWeight (%v) applies to PerImage normalisation only, not %v", c.PositiveWeight, c.Normalisation)
 	}
 	if c.Coder.PlusOne != c.PlusOne {
 		return fmt.Errorf("rpn: Config.PlusOne (%t) and Config.Coder.PlusOne (%t) disagree", c.PlusOne, c.Coder.PlusOne)

@@ -104,6 +104,10 @@ func TestFailureTable(t *testing.T) {
 		{"Config Sigma and Beta", func() error { return withCfg(func(c *Config) { c.Beta = 0.1 }) }, []string{"Sigma (3)", "Beta (0.1)"}},
 		{"Config Beta NaN", func() error { return withCfg(func(c *Config) { c.Sigma, c.Beta = 0, nan }) }, []string{"Beta", "NaN"}},
 		{"Config Lambda -1", func() error { return withCfg(func(c *Config) { c.Lambda = -1 }) }, []string{"Lambda", "-1"}},
+		{"Config PositiveWeight 1", func() error { return withCfg(func(c *Config) { c.PositiveWeight = 1 }) }, []string{"PositiveWeight", "1"}},
+		{"Config PositiveWeight with PerBatch", func() error {
+			return withCfg(func(c *Config) { c.PositiveWeight, c.Normalisation = 0.5, PerBatch })
+		}, []string{"PositiveWeight (0.5)", "per-batch"}},
 		{"Config Objectness", func() error { return withCfg(func(c *Config) { c.Objectness = 5 }) }, []string{"Objectness(5)"}},
 		{"Config Normalisation", func() error { return withCfg(func(c *Config) { c.Normalisation = 5 }) }, []string{"Normalisation(5)"}},
 		{"Config PlusOne mismatch", func() error { return withCfg(func(c *Config) { c.PlusOne = false }) }, []string{"PlusOne (false)", "Coder.PlusOne (true)"}},
