@@ -71,21 +71,7 @@ func buildLossPartialWeights(opts []Option, withIn, withOut, none bool) gradchec
 // buildLoss returns a gradcheck.Build for SmoothL1 with inputs pred, target[, inside, outside,
 // upstream]. A None reduction is turned into a scalar with Σ upstream ⊙ loss.
 func buildLoss(opts []Option, weights, none bool) gradcheck.Build {
-	return func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-		o := append([]Option(nil), opts...)
-		if weights {
-			o = append(o, WithWeights(in[2], in[3]))
-		}
-		l, err := SmoothL1(in[0], in[1], o...)
-		if err != nil || !none {
-			return l, err
-		}
-		prod, err := G.HadamardProd(l, in[len(in)-1])
-		if err != nil {
-			return nil, err
-		}
-		return G.Sum(prod)
-	}
+	return buildLossPartialWeights(opts, weights, weights, none)
 }
 
 // TestGradcheck checks both gradients of every configuration against central finite differences:

@@ -14,14 +14,7 @@ import (
 
 // dense makes a tensor of dtype dt from float64 data.
 func dense(dt tensor.Dtype, shape []int, data []float64) *tensor.Dense {
-	if dt == tensor.Float32 {
-		d := make([]float32, len(data))
-		for i, v := range data {
-			d[i] = float32(v)
-		}
-		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(d))
-	}
-	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]float64(nil), data...)))
+	return values.Dense(dt, shape, data)
 }
 
 func node(g *G.ExprGraph, name string, v *tensor.Dense) *G.Node {

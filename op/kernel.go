@@ -129,13 +129,7 @@ type inputs[T float] struct {
 func sumLoss[T float](p *params, in inputs[T]) float64 {
 	n := len(in.pred)
 	chunks := (n + chunkSize - 1) / chunkSize
-	var stack [64]float64
-	partial := stack[:0]
-	if chunks <= len(stack) {
-		partial = stack[:chunks]
-	} else {
-		partial = make([]float64, chunks)
-	}
+	partial := make([]float64, chunks) // escapes to the goroutines anyway
 	forChunks(n, func(c, lo, hi int) { partial[c] = sumLossChunk(p, in, lo, hi) })
 	total := 0.0
 	for _, s := range partial {

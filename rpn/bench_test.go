@@ -4,6 +4,7 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -50,8 +51,8 @@ func benchLoss(b *testing.B, cfg Config, withAssign bool) {
 		}
 		return x
 	}
-	s := G.NewTensor(g, dt, 4, G.WithShape(scoresShape...), G.WithValue(toDense(dt, scoresShape, rnd(tensor.Shape(scoresShape).TotalSize()))), G.WithName("scores"))
-	d := G.NewTensor(g, dt, 4, G.WithShape(deltasShape...), G.WithValue(toDense(dt, deltasShape, rnd(tensor.Shape(deltasShape).TotalSize()))), G.WithName("deltas"))
+	s := G.NewTensor(g, dt, 4, G.WithShape(scoresShape...), G.WithValue(values.Dense(dt, scoresShape, rnd(tensor.Shape(scoresShape).TotalSize()))), G.WithName("scores"))
+	d := G.NewTensor(g, dt, 4, G.WithShape(deltasShape...), G.WithValue(values.Dense(dt, deltasShape, rnd(tensor.Shape(deltasShape).TotalSize()))), G.WithName("deltas"))
 	tn, err := NewTargetNodes(g, dt, tg.B, tg.A, tg.H, tg.W, tg)
 	if err != nil {
 		b.Fatal(err)

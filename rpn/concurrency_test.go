@@ -33,9 +33,9 @@ func TestConcurrentGraphs(t *testing.T) {
 	run := func() ([]float64, error) {
 		g := G.NewGraph()
 		dt := tensor.Float32
-		s := G.NewTensor(g, dt, 4, G.WithShape(scoresShape...), G.WithValue(toDense(dt, scoresShape, scores)), G.WithName("scores"))
+		s := G.NewTensor(g, dt, 4, G.WithShape(scoresShape...), G.WithValue(values.Dense(dt, scoresShape, scores)), G.WithName("scores"))
 		dshape := []int{tg.B, 4 * tg.A, tg.H, tg.W}
-		d := G.NewTensor(g, dt, 4, G.WithShape(dshape...), G.WithValue(toDense(dt, dshape, deltas)), G.WithName("deltas"))
+		d := G.NewTensor(g, dt, 4, G.WithShape(dshape...), G.WithValue(values.Dense(dt, dshape, deltas)), G.WithName("deltas"))
 		tn, err := NewTargetNodes(g, dt, tg.B, tg.A, tg.H, tg.W, tg)
 		if err != nil {
 			return nil, err

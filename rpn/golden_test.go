@@ -209,9 +209,9 @@ func imagesOf(h, w float64, gts [][]float64) []Image {
 func runLoss(t *testing.T, cfg Config, tg *Targets, scoresShape []int, scores, deltas []float64, dt tensor.Dtype, lisp bool) (cls, reg float64, dscores, ddeltas []float64) {
 	t.Helper()
 	g := G.NewGraph()
-	s := G.NewTensor(g, dt, 4, G.WithShape(scoresShape...), G.WithValue(toDense(dt, scoresShape, scores)), G.WithName("scores"))
+	s := G.NewTensor(g, dt, 4, G.WithShape(scoresShape...), G.WithValue(values.Dense(dt, scoresShape, scores)), G.WithName("scores"))
 	dshape := []int{tg.B, 4 * tg.A, tg.H, tg.W}
-	d := G.NewTensor(g, dt, 4, G.WithShape(dshape...), G.WithValue(toDense(dt, dshape, deltas)), G.WithName("deltas"))
+	d := G.NewTensor(g, dt, 4, G.WithShape(dshape...), G.WithValue(values.Dense(dt, dshape, deltas)), G.WithName("deltas"))
 	tn, err := NewTargetNodes(g, dt, tg.B, tg.A, tg.H, tg.W, tg)
 	if err != nil {
 		t.Fatal(err)

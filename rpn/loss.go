@@ -3,6 +3,7 @@ package rpn
 import (
 	"fmt"
 
+	"github.com/detlab/smoothl1/internal/values"
 	"github.com/detlab/smoothl1/op"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -64,22 +65,11 @@ func (tn *TargetNodes) Set(t *Targets) error {
 		if len(p.data) != p.n.Shape().TotalSize() {
 			return fmt.Errorf("rpn: TargetNodes.Set: %s has %d values, want %d", p.n.Name(), len(p.data), p.n.Shape().TotalSize())
 		}
-		if err := G.Let(p.n, toDense(dt, p.n.Shape(), p.data)); err != nil {
+		if err := G.Let(p.n, values.Dense(dt, p.n.Shape(), p.data)); err != nil {
 			return fmt.Errorf("rpn: TargetNodes.Set: %s: %w", p.n.Name(), err)
 		}
 	}
 	return nil
-}
-
-func toDense(dt tensor.Dtype, shape tensor.Shape, data []float64) *tensor.Dense {
-	if dt == tensor.Float32 {
-		d := make([]float32, len(data))
-		for i, v := range data {
-			d[i] = float32(v)
-		}
-		return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(d))
-	}
-	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(append([]float64(nil), data...)))
 }
 
 // Loss is the RPN objective:

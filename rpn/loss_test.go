@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/detlab/smoothl1/internal/gradcheck"
+	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -79,8 +80,8 @@ func TestLossGradcheck(t *testing.T) {
 						return total, err
 					}
 					inputs := []gradcheck.Input{
-						{Name: "scores", Value: toDense(dt, scoresShape, scores), Wrt: true},
-						{Name: "deltas", Value: toDense(dt, []int{tg.B, 4 * tg.A, tg.H, tg.W}, deltas), Wrt: true},
+						{Name: "scores", Value: values.Dense(dt, scoresShape, scores), Wrt: true},
+						{Name: "deltas", Value: values.Dense(dt, []int{tg.B, 4 * tg.A, tg.H, tg.W}, deltas), Wrt: true},
 					}
 					if err := gradcheck.Graph(build, inputs, gradcheck.Options{Machine: machine}); err != nil {
 						t.Fatal(err)
@@ -99,9 +100,9 @@ func TestObjectnessExtremeLogits(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 		g := G.NewGraph()
 		shape := []int{1, 4, 1, 1}
-		s := G.NewTensor(g, dt, 4, G.WithShape(shape...), G.WithValue(toDense(dt, shape, []float64{1e4, -1e4, 1e4, -1e4})), G.WithName("s"))
-		l := G.NewTensor(g, dt, 4, G.WithShape(shape...), G.WithValue(toDense(dt, shape, []float64{0, 0, 1, 1})), G.WithName("l"))
-		w := G.NewTensor(g, dt, 4, G.WithShape(shape...), G.WithValue(toDense(dt, shape, []float64{1, 1, 1, 1})), G.WithName("w"))
+		s := G.NewTensor(g, dt, 4, G.WithShape(shape...), G.WithValue(values.Dense(dt, shape, []float64{1e4, -1e4, 1e4, -1e4})), G.WithName("s"))
+		l := G.NewTensor(g, dt, 4, G.WithShape(shape...), G.WithValue(values.Dense(dt, shape, []float64{0, 0, 1, 1})), G.WithName("l"))
+		w := G.NewTensor(g, dt, 4, G.WithShape(shape...), G.WithValue(values.Dense(dt, shape, []float64{1, 1, 1, 1})), G.WithName("w"))
 		loss, err := ObjectnessLoss(s, l, w, Sigmoid)
 		if err != nil {
 			t.Fatal(err)
@@ -125,10 +126,10 @@ func TestObjectnessExtremeLogits(t *testing.T) {
 func TestObjectnessSoftmax2MatchesSigmoid(t *testing.T) {
 	g := G.NewGraph()
 	// A = 2 anchors, 1x1 map: scores (1, 4, 1, 1) = bg0, bg1, fg0, fg1
-	s2 := G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, 4, 1, 1), G.WithValue(toDense(tensor.Float64, []int{1, 4, 1, 1}, []float64{0.5, -1, 2, 3})), G.WithName("s2"))
-	s1 := G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, 2, 1, 1), G.WithValue(toDense(tensor.Float64, []int{1, 2, 1, 1}, []float64{2 - 0.5, 3 + 1})), G.WithName("s1"))
-	lab := G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, 2, 1, 1), G.WithValue(toDense(tensor.Float64, []int{1, 2, 1, 1}, []float64{1, 0})), G.WithName("lab"))
-	w := G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, 2, 1, 1), G.WithValue(toDense(tensor.Float64, []int{1, 2, 1, 1}, []float64{0.5, 2})), G.WithName("w"))
+	s2 := G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, 4, 1, 1), G.WithValue(values.Dense(tensor.Float64, []int{1, 4, 1, 1}, []float64{0.5, -1, 2, 3})), G.WithName("s2"))
+	s1 := G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, 2, 1, 1), G.WithValue(values.Dense(tensor.Float64, []int{1, 2, 1, 1}, []float64{2 - 0.5, 3 + 1})), G.WithName("s1"))
+	lab := G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, 2, 1, 1), G.WithValue(values.Dense(tensor.Float64, []int{1, 2, 1, 1}, []float64{1, 0})), G.WithName("lab"))
+	w := G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, 2, 1, 1), G.WithValue(values.Dense(tensor.Float64, []int{1, 2, 1, 1}, []float64{0.5, 2})), G.WithName("w"))
 	l2 := G.Must(ObjectnessLoss(s2, lab, w, Softmax2))
 	l1 := G.Must(ObjectnessLoss(s1, lab, w, Sigmoid))
 	g2, err := G.Grad(l2, s2)
@@ -153,9 +154,9 @@ func TestObjectnessSoftmax2MatchesSigmoid(t *testing.T) {
 func TestObjectnessRejectsBadLabels(t *testing.T) {
 	g := G.NewGraph()
 	shape := []int{1, 1, 1, 2}
-	s := G.NewTensor(g, tensor.Float64, 4, G.WithShape(shape...), G.WithValue(toDense(tensor.Float64, shape, []float64{0, 0})), G.WithName("s"))
-	l := G.NewTensor(g, tensor.Float64, 4, G.WithShape(shape...), G.WithValue(toDense(tensor.Float64, shape, []float64{1, 2})), G.WithName("l"))
-	w := G.NewTensor(g, tensor.Float64, 4, G.WithShape(shape...), G.WithValue(toDense(tensor.Float64, shape, []float64{1, 1})), G.WithName("w"))
+	s := G.NewTensor(g, tensor.Float64, 4, G.WithShape(shape...), G.WithValue(values.Dense(tensor.Float64, shape, []float64{0, 0})), G.WithName("s"))
+	l := G.NewTensor(g, tensor.Float64, 4, G.WithShape(shape...), G.WithValue(values.Dense(tensor.Float64, shape, []float64{1, 2})), G.WithName("l"))
+	w := G.NewTensor(g, tensor.Float64, 4, G.WithShape(shape...), G.WithValue(values.Dense(tensor.Float64, shape, []float64{1, 1})), G.WithName("w"))
 	loss := G.Must(ObjectnessLoss(s, l, w, Sigmoid))
 	_ = loss
 	m := G.NewTapeMachine(g)

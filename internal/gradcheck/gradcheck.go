@@ -126,7 +126,7 @@ func Graph(build Build, inputs []Input, opt Options) error {
 			for j := range inputs {
 				vals[j] = inputs[j].Value
 			}
-			vals[i] = fromFloat64(xi, in.Value)
+			vals[i] = values.Dense(in.Value.Dtype(), in.Value.Shape(), xi)
 			v, err := Forward(build, names(inputs), vals)
 			if err != nil && evalErr == nil {
 				evalErr = err
@@ -231,15 +231,4 @@ func Analytic(build Build, inputs []Input, machine Machine) ([][]float64, error)
 		return nil, fmt.Errorf("gradcheck: unknown machine %d", machine)
 	}
 	return out, nil
-}
-
-func fromFloat64(x []float64, like *tensor.Dense) *tensor.Dense {
-	if like.Dtype() == tensor.Float32 {
-		d := make([]float32, len(x))
-		for i, v := range x {
-			d[i] = float32(v)
-		}
-		return tensor.New(tensor.WithShape(like.Shape().Clone()...), tensor.WithBacking(d))
-	}
-	return tensor.New(tensor.WithShape(like.Shape().Clone()...), tensor.WithBacking(append([]float64(nil), x...)))
 }

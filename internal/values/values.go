@@ -66,3 +66,15 @@ func Float64s(v G.Value) []float64 {
 	}
 	return nil
 }
+
+// Dense makes a float32 or float64 tensor of the given shape from float64 data (copied).
+func Dense(dt tensor.Dtype, shape tensor.Shape, data []float64) *tensor.Dense {
+	if dt == tensor.Float32 {
+		d := make([]float32, len(data))
+		for i, v := range data {
+			d[i] = float32(v)
+		}
+		return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(d))
+	}
+	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(append([]float64(nil), data...)))
+}
