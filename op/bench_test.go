@@ -100,6 +100,24 @@ const (
 )
 
 func benchGraph(b *testing.B, d *benchData, dt tensor.Dtype, mode benchMode) {
+	step, closeFn, err := graphStep(d, dt, mode)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer closeFn()
+	b.SetBytes(int64(tensor.Shape(d.shape).TotalSize()) * int64(dt.Size()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := step(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// graphStep builds the graph of one measurement on a TapeMachine and returns one training step
+// (run, then Reset) and the machine's Close.
+func graphStep(d *benchData, dt tensor.Dtype, mode benchMode) (step func() error, closeFn func(), err error) {
 	ts := d.tensors(dt)
 	g := G.NewGraph()
 	nodes := make([]*G.Node, 4)
@@ -107,7 +125,6 @@ func benchGraph(b *testing.B, d *benchData, dt tensor.Dtype, mode benchMode) {
 		nodes[i] = G.NewTensor(g, dt, len(d.shape), G.WithShape(d.shape...), G.WithValue(ts[i]), G.WithName(name))
 	}
 	var l *G.Node
-	var err error
 	if mode == composedForwardBackward {
 		l, err = composedLoss(g, nodes[0], nodes[1], nodes[2], nodes[3], 3)
 	} else {
@@ -115,24 +132,19 @@ func benchGraph(b *testing.B, d *benchData, dt tensor.Dtype, mode benchMode) {
 		l, err = SmoothL1(nodes[0], nodes[1], WithSigma(3), WithWeights(nodes[2], nodes[3]), WithSumDims(1), WithoutTargetGrad())
 	}
 	if err != nil {
-		b.Fatal(err)
+		return nil, nil, err
 	}
 	if mode != fusedForward {
 		if _, err := G.Grad(l, nodes[0]); err != nil {
-			b.Fatal(err)
+			return nil, nil, err
 		}
 	}
 	m := G.NewTapeMachine(g)
-	defer m.Close()
-	b.SetBytes(int64(tensor.Shape(d.shape).TotalSize()) * int64(dt.Size()))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := m.RunAll(); err != nil {
-			b.Fatal(err)
-		}
-		m.Reset()
+	step = func() error {
+		defer m.Reset()
+		return m.RunAll()
 	}
+	return step, func() { m.Close() }, nil
 }
 
 // floorPasses is the minimal work with no gorgonia and one goroutine: one pass reading the four

@@ -144,20 +144,34 @@ func sumLossChunk[T float](p *params, in inputs[T], lo, hi int) float64 {
 	target := in.target[lo:hi][:n]
 	win := chunkOf(in.insideW, lo, hi)[:n]
 	wout := chunkOf(in.outsideW, lo, hi)[:n]
+	// Four accumulators break the dependency chain of the additions; accumulator k takes the
+	// elements k, k+4, k+8, ... and the tail goes to the first. The AVX2 kernel, where there is
+	// one, does the same operations in the same order in four vector lanes (bit-identical).
+	var s [4]float64
+	done := sumLanes(p, pred, target, win, wout, &s)
+	return sumLossGo(p, pred[done:], target[done:], win[done:], wout[done:], s)
+}
+
+// sumLossGo is the Go loop of sumLossChunk, continuing from the accumulators s.
+func sumLossGo[T float](p *params, pred, target, win, wout []T, s [4]float64) float64 {
+	n := len(pred)
+	target, win, wout = target[:n], win[:n], wout[:n]
 	beta, quad, offset := p.beta, p.quad, p.offset
-	// Four accumulators break the dependency chain of the additions; the order is fixed. The
-	// loop walks four-element sub-slices so that the compiler drops the bounds checks.
-	var s0, s1, s2, s3 float64
+	s0, s1, s2, s3 := s[0], s[1], s[2], s[3]
+	// The loop walks four-element sub-slices so that the compiler drops the bounds checks. The
+	// float64(...) around each product is a rounding the Go spec guarantees: it keeps the
+	// compiler from fusing multiply and add (it may with GOAMD64=v3), so results do not depend
+	// on the build.
 	for len(pred) >= 4 {
 		p4, t4, i4, o4 := pred[:4], target[:4], win[:4], wout[:4]
-		s0 += float64(o4[0]) * fAt(float64(i4[0])*(float64(p4[0])-float64(t4[0])), beta, quad, offset)
-		s1 += float64(o4[1]) * fAt(float64(i4[1])*(float64(p4[1])-float64(t4[1])), beta, quad, offset)
-		s2 += float64(o4[2]) * fAt(float64(i4[2])*(float64(p4[2])-float64(t4[2])), beta, quad, offset)
-		s3 += float64(o4[3]) * fAt(float64(i4[3])*(float64(p4[3])-float64(t4[3])), beta, quad, offset)
+		s0 += float64(float64(o4[0]) * fAt(float64(i4[0])*(float64(p4[0])-float64(t4[0])), beta, quad, offset))
+		s1 += float64(float64(o4[1]) * fAt(float64(i4[1])*(float64(p4[1])-float64(t4[1])), beta, quad, offset))
+		s2 += float64(float64(o4[2]) * fAt(float64(i4[2])*(float64(p4[2])-float64(t4[2])), beta, quad, offset))
+		s3 += float64(float64(o4[3]) * fAt(float64(i4[3])*(float64(p4[3])-float64(t4[3])), beta, quad, offset))
 		pred, target, win, wout = pred[4:], target[4:], win[4:], wout[4:]
 	}
 	for i := range pred {
-		s0 += float64(wout[i]) * fAt(float64(win[i])*(float64(pred[i])-float64(target[i])), beta, quad, offset)
+		s0 += float64(float64(wout[i]) * fAt(float64(win[i])*(float64(pred[i])-float64(target[i])), beta, quad, offset))
 	}
 	return (s0 + s1) + (s2 + s3)
 }
@@ -184,33 +198,43 @@ func elementLoss[T float](p *params, in inputs[T], dst []T) {
 // where g is the upstream gradient of a None reduction (nil for scalar reductions, whose upstream
 // value and normaliser are folded into scale). The gradient with respect to target is -dst.
 func gradPred[T float](p *params, in inputs[T], g []T, scale float64, dst []T) {
-	beta, slope := p.beta, p.slope
 	forChunks(len(in.pred), func(_, lo, hi int) {
 		out := dst[lo:hi]
 		n := len(out)
 		pred, target := in.pred[lo:hi][:n], in.target[lo:hi][:n]
 		win, wout := chunkOf(in.insideW, lo, hi)[:n], chunkOf(in.outsideW, lo, hi)[:n]
-		if g == nil {
-			// scalar reductions: the upstream value is in scale
-			for i := range out {
-				wi := float64(win[i])
-				x := wi * (float64(pred[i]) - float64(target[i]))
-				// d/dpred [w_out f(w_in (pred - target))] = w_out * w_in * f'(x), with
-				// f'(x) = slope*x if |x| < beta, sign(x) otherwise (params.df written out: the
-				// call is over the inlining budget)
-				d := selectIf(math.Abs(x) >= beta, math.Copysign(1, x), slope*x)
-				out[i] = T(scale * float64(wout[i]) * wi * d)
-			}
-			return
-		}
-		up := g[lo:hi][:n]
+		// a scalar reduction's upstream value is in scale; reading g as ones changes no bit
+		// (scale*1 == scale), so one AVX2 kernel serves both cases
+		done := gradLanes(p, pred, target, win, wout, chunkOf(g, lo, hi)[:n], out, scale)
+		gradPredGo(p, pred[done:], target[done:], win[done:], wout[done:], g, lo+done, out[done:], scale)
+	})
+}
+
+// gradPredGo is the Go loop of gradPred over one chunk (g is the whole upstream slice, nil for
+// scalar reductions, read from index off).
+func gradPredGo[T float](p *params, pred, target, win, wout, g []T, off int, out []T, scale float64) {
+	beta, slope := p.beta, p.slope
+	n := len(out)
+	pred, target, win, wout = pred[:n], target[:n], win[:n], wout[:n]
+	if g == nil {
 		for i := range out {
 			wi := float64(win[i])
 			x := wi * (float64(pred[i]) - float64(target[i]))
+			// d/dpred [w_out f(w_in (pred - target))] = w_out * w_in * f'(x), with
+			// f'(x) = slope*x if |x| < beta, sign(x) otherwise (params.df written out: the
+			// call is over the inlining budget)
 			d := selectIf(math.Abs(x) >= beta, math.Copysign(1, x), slope*x)
-			out[i] = T(scale * float64(up[i]) * float64(wout[i]) * wi * d)
+			out[i] = T(scale * float64(wout[i]) * wi * d)
 		}
-	})
+		return
+	}
+	up := g[off:][:n]
+	for i := range out {
+		wi := float64(win[i])
+		x := wi * (float64(pred[i]) - float64(target[i]))
+		d := selectIf(math.Abs(x) >= beta, math.Copysign(1, x), slope*x)
+		out[i] = T(scale * float64(up[i]) * float64(wout[i]) * wi * d)
+	}
 }
 
 // hessPred writes the second-order term for a Hessian-vector product: with u the upstream

@@ -1,0 +1,94 @@
+package op
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+)
+
+// TestAsmKernelsBitIdentical: the AVX2 kernels (kernel_amd64.s) must give the same bits as the
+// Go loops they replace, for both dtypes, with and without weights and upstream gradient, on
+// lengths around the vector width and the chunk size, and on residuals that hit every branch:
+// both zones, the threshold itself, ±0, denormals, 1e300, ±Inf and NaN. Expected values are the
+// Go loops' own results (sumLossGo, gradPredGo); NaN matches NaN whatever its payload.
+func TestAsmKernelsBitIdentical(t *testing.T) {
+	if !asmKernels() {
+		t.Skip("no AVX2 kernels on this build or CPU: the Go loops are the only path")
+	}
+	testAsmKernels[float64](t)
+	testAsmKernels[float32](t)
+}
+
+func testAsmKernels[T float](t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	var ps []params
+	for _, sigma := range []float64{0.5, 1, 3} {
+		p, _ := paramsFromSigma(sigma)
+		ps = append(ps, p)
+	}
+	for _, beta := range []float64{0, 1.0 / 9, 1} {
+		p, _ := paramsFromBeta(beta)
+		ps = append(ps, p)
+	}
+	special := []float64{0, math.Copysign(0, -1), 5e-324, -5e-324, 1e-310, 1.0 / 9, -1.0 / 9, 1, -1, 4, -4,
+		1e300, -1e300, math.Inf(1), math.Inf(-1), math.NaN()}
+	draw := func() T {
+		if rng.Intn(6) == 0 {
+			return T(special[rng.Intn(len(special))])
+		}
+		return T(rng.NormFloat64() * math.Pow(10, float64(rng.Intn(5)-2)))
+	}
+	lengths := []int{0, 1, 3, 4, 5, 7, 8, 9, 31, 64, 67, chunkSize - 1, chunkSize}
+	for trial := 0; trial < 300; trial++ {
+		n := lengths[trial%len(lengths)]
+		p := &ps[trial%len(ps)]
+		mk := func() []T {
+			s := make([]T, n)
+			for i := range s {
+				s[i] = draw()
+			}
+			return s
+		}
+		pred, target, win, wout, g := mk(), mk(), mk(), mk(), mk()
+		if trial%3 == 0 { // absent weights are read as ones
+			win, wout = onesOf[T](n), onesOf[T](n)
+		}
+		if trial%2 == 0 {
+			g = nil
+		}
+		scale := []float64{1, 1.0 / 256, 3e-5}[trial%3]
+
+		var lanes [4]float64
+		done := sumLanes(p, pred, target, win, wout, &lanes)
+		if done != n&^3 {
+			t.Fatalf("sumLanes did %d of %d elements, want %d", done, n, n&^3)
+		}
+		got := sumLossGo(p, pred[done:], target[done:], win[done:], wout[done:], lanes)
+		want := sumLossGo(p, pred, target, win, wout, [4]float64{})
+		if !sameBits(got, want) {
+			t.Fatalf("%T n=%d beta=%v: sum: asm %v (%#x), Go %v (%#x)", pred, n, p.beta, got, math.Float64bits(got), want, math.Float64bits(want))
+		}
+
+		gotG, wantG := make([]T, n), make([]T, n)
+		up := g
+		if up == nil {
+			up = onesOf[T](n)
+		}
+		done = gradLanes(p, pred, target, win, wout, up, gotG, scale)
+		gradPredGo(p, pred[done:], target[done:], win[done:], wout[done:], g, done, gotG[done:], scale)
+		gradPredGo(p, pred, target, win, wout, g, 0, wantG, scale)
+		for i := range gotG {
+			if !sameBits(float64(gotG[i]), float64(wantG[i])) {
+				t.Fatalf("%T n=%d beta=%v scale=%v upstream=%v: grad[%d] (x from pred %v target %v win %v wout %v): asm %v, Go %v",
+					pred, n, p.beta, scale, g != nil, i, pred[i], target[i], win[i], wout[i], gotG[i], wantG[i])
+			}
+		}
+	}
+}
+
+func sameBits(a, b float64) bool {
+	if math.IsNaN(a) || math.IsNaN(b) {
+		return math.IsNaN(a) && math.IsNaN(b)
+	}
+	return math.Float64bits(a) == math.Float64bits(b)
+}
