@@ -24,8 +24,11 @@ vet:
 lint:
 	$(STATICCHECK) $(PKGS)
 
+# The second line runs the op's tests on the Go loops alone (no AVX2 kernels), as on other
+# architectures.
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -tags purego -count=1 ./op
 
 # Every benchmark once, then the performance targets of the fused op (BenchmarkPerfTargets:
 # 2.36M float32 forward+backward, >= 25x the composed baseline, <= 1.5x the floor, <= 1.2

@@ -44,39 +44,42 @@ func (an *Anchors) onGrid() bool {
 	return true
 }
 
-// window calls fn(n) for every anchor n that can overlap box g (a superset: every anchor with
-// a positive intersection is visited), in increasing n. Without a grid it visits every anchor.
-func (an *Anchors) window(grid bool, g [4]float64, fn func(n int)) {
+// run is the anchors first, first+step, ..., first+(count-1)*step.
+type run struct{ first, count, step int }
+
+// span is, for one cell anchor, the grid cells [x0, x1] x [y0, y1] whose shifted copy can reach a
+// box.
+type span struct{ x0, x1, y0, y1 int }
+
+// window returns, in runs (reused), the anchors that can overlap box g: a superset of every
+// anchor with a positive intersection. Without a grid it is every anchor. spans is scratch of
+// length A.
+func (an *Anchors) window(grid bool, g [4]float64, runs []run, spans []span) []run {
+	runs = runs[:0]
 	if !grid {
-		for n := range an.Boxes {
-			fn(n)
-		}
-		return
+		return append(runs, run{0, len(an.Boxes), 1})
 	}
 	s := an.stride
 	lo := func(v float64, hi int) int { return max(0, min(hi, int(math.Ceil(v)))) }
 	up := func(v float64, hi int) int { return max(-1, min(hi, int(math.Floor(v)))) }
 	// per cell anchor a: cells whose shifted box reaches into [g0 - 1, g2 + 1] x [g1 - 1, g3 + 1]
-	type span struct{ x0, x1, y0, y1 int }
-	spans := make([]span, an.A)
-	X0, X1, Y0, Y1 := an.W, -1, an.H, -1
+	Y0, Y1 := an.H, -1
 	for a, c := range an.cell {
 		sp := span{
 			x0: lo((g[0]-1-c[2])/s, an.W), x1: up((g[2]+1-c[0])/s, an.W-1),
 			y0: lo((g[1]-1-c[3])/s, an.H), y1: up((g[3]+1-c[1])/s, an.H-1),
 		}
 		spans[a] = sp
-		X0, X1, Y0, Y1 = min(X0, sp.x0), max(X1, sp.x1), min(Y0, sp.y0), max(Y1, sp.y1)
+		Y0, Y1 = min(Y0, sp.y0), max(Y1, sp.y1)
 	}
 	for y := Y0; y <= Y1; y++ {
-		for x := X0; x <= X1; x++ {
-			for a, sp := range spans {
-				if x >= sp.x0 && x <= sp.x1 && y >= sp.y0 && y <= sp.y1 {
-					fn((y*an.W+x)*an.A + a)
-				}
+		for a, sp := range spans[:an.A] {
+			if y >= sp.y0 && y <= sp.y1 && sp.x0 <= sp.x1 {
+				runs = append(runs, run{(y*an.W+sp.x0)*an.A + a, sp.x1 - sp.x0 + 1, an.A})
 			}
 		}
 	}
+	return runs
 }
 
 func (an *Anchors) validate() error {
@@ -179,6 +182,14 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 		NumNeg:         make([]int, B),
 	}
 	grid := anchors.onGrid()
+	one := 0.0
+	if cfg.PlusOne {
+		one = 1
+	}
+	areas := make([]float64, len(anchors.Boxes)) // read-only, shared by the workers
+	for i, box := range anchors.Boxes {
+		areas[i] = boxArea(box, one)
+	}
 	workers := min(runtime.GOMAXPROCS(0), B)
 	var wg sync.WaitGroup
 	next := make(chan int, B)
@@ -190,9 +201,9 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 	for w := 0; w < workers; w++ {
 		go func() {
 			defer wg.Done()
-			s := newScratch(len(anchors.Boxes))
+			s := newScratch(len(anchors.Boxes), anchors.A)
 			for b := range next {
-				assignImage(cfg, anchors, grid, images[b], b, t, s)
+				assignImage(cfg, anchors, grid, areas, images[b], b, t, s)
 			}
 		}()
 	}
@@ -208,13 +219,16 @@ type scratch struct {
 	argmax  []int32
 	labels  []int8
 	indices []int
+	runs    []run
+	spans   []span
 }
 
-func newScratch(n int) *scratch {
-	return &scratch{kept: make([]bool, n), maxIoU: make([]float64, n), argmax: make([]int32, n), labels: make([]int8, n)}
+func newScratch(n, a int) *scratch {
+	return &scratch{kept: make([]bool, n), maxIoU: make([]float64, n), argmax: make([]int32, n), labels: make([]int8, n),
+		spans: make([]span, a)}
 }
 
-func assignImage(cfg Config, an *Anchors, grid bool, im Image, b int, t *Targets, s *scratch) {
+func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, b int, t *Targets, s *scratch) {
 	n := len(an.Boxes)
 	gts := im.Boxes
 	for i, box := range an.Boxes {
@@ -235,20 +249,28 @@ func assignImage(cfg Config, an *Anchors, grid bool, im Image, b int, t *Targets
 		// and gt (the first on ties, as numpy's argmax: gts are visited in order and only a
 		// strictly larger IoU replaces; an anchor overlapping nothing keeps IoU 0 and gt 0), and
 		// each gt's best IoU over the kept anchors.
+		one := 0.0
+		if cfg.PlusOne {
+			one = 1
+		}
 		gtMax := make([]float64, len(gts))
 		for j, g := range gts {
-			an.window(grid, g, func(i int) {
-				if !s.kept[i] {
-					return
+			areaG := boxArea(g, one)
+			s.runs = an.window(grid, g, s.runs, s.spans)
+			for _, r := range s.runs {
+				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
+					if !s.kept[i] {
+						continue
+					}
+					v := iouAreas(an.Boxes[i], g, areas[i], areaG, one)
+					if v > s.maxIoU[i] {
+						s.maxIoU[i], s.argmax[i] = v, int32(j)
+					}
+					if v > gtMax[j] {
+						gtMax[j] = v
+					}
 				}
-				v := IoU(an.Boxes[i], g, cfg.PlusOne)
-				if v > s.maxIoU[i] {
-					s.maxIoU[i], s.argmax[i] = v, int32(j)
-				}
-				if v > gtMax[j] {
-					gtMax[j] = v
-				}
-			})
+			}
 		}
 		if !cfg.ClobberPositives {
 			setNegatives(cfg, s, n)
@@ -259,11 +281,15 @@ func assignImage(cfg Config, an *Anchors, grid bool, im Image, b int, t *Targets
 			if gtMax[j] <= 0 {
 				continue
 			}
-			an.window(grid, g, func(i int) {
-				if s.kept[i] && IoU(an.Boxes[i], g, cfg.PlusOne) == gtMax[j] {
-					s.labels[i] = 1
+			areaG := boxArea(g, one)
+			s.runs = an.window(grid, g, s.runs, s.spans)
+			for _, r := range s.runs {
+				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
+					if s.kept[i] && iouAreas(an.Boxes[i], g, areas[i], areaG, one) == gtMax[j] {
+						s.labels[i] = 1
+					}
 				}
-			})
+			}
 		}
 		for i := 0; i < n; i++ {
 			if s.kept[i] && s.maxIoU[i] >= cfg.PositiveIoU {

@@ -15,6 +15,15 @@ func IoU(a, b [4]float64, plusOne bool) float64 {
 	if plusOne {
 		one = 1
 	}
+	return iouAreas(a, b, boxArea(a, one), boxArea(b, one), one)
+}
+
+// boxArea is (x2 - x1 + one) * (y2 - y1 + one).
+func boxArea(b [4]float64, one float64) float64 { return (b[2] - b[0] + one) * (b[3] - b[1] + one) }
+
+// iouAreas is IoU with the two areas (boxArea) given, so that loops over many anchors compute
+// each area once; the arithmetic, and so every bit of the result, is IoU's.
+func iouAreas(a, b [4]float64, areaA, areaB, one float64) float64 {
 	// builtin min/max compile to single instructions (math.Min/Max do not); coordinates are
 	// finite here (validated), where they agree.
 	iw := min(a[2], b[2]) - max(a[0], b[0]) + one
@@ -25,8 +34,6 @@ func IoU(a, b [4]float64, plusOne bool) float64 {
 	if ih <= 0 {
 		return 0
 	}
-	areaA := (a[2] - a[0] + one) * (a[3] - a[1] + one)
-	areaB := (b[2] - b[0] + one) * (b[3] - b[1] + one)
 	inter := iw * ih
 	union := areaA + areaB - inter
 	if union <= 0 {
