@@ -35,7 +35,8 @@ unit:
 # gradient tensors allocated per step), checked from its metrics.
 bench:
 	$(GO) test -run '^$$' -bench '.' -skip 'PerfTargets' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(PKGS)
-	$(GO) test -run '^$$' -bench 'PerfTargets' -benchtime 1x -v ./op | tee /dev/stderr | awk '\
+	$(GO) test -run '^$$' -bench 'PerfTargets' -benchtime 1x -v ./op | awk '\
+	  { print } \
 	  /^BenchmarkPerfTargets/ { for (i = 2; i < NF; i++) m[$$(i+1)] = $$i; seen = 1 } \
 	  END { if (!seen) { print "bench: no BenchmarkPerfTargets result"; exit 1 } \
 	        ok = m["x-vs-composed"] >= 25 && m["x-of-floor"] <= 1.5 && m["grad-tensors/op"] <= 1.2; \
