@@ -62,7 +62,9 @@ func ptr[T float](s []T) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData
 // k, k+4, ..., and returns how many elements it did (0 without AVX2).
 func sumLanes[T float](p *params, pred, target, win, wout []T, lanes *[4]float64) int {
 	n := len(pred) &^ 3
-	if !useAsm || n == 0 {
+	// the assembly reads n elements of each slice: a short one goes to the Go loop, whose
+	// indexing is bounds-checked
+	if !useAsm || n == 0 || len(target) < n || len(win) < n || len(wout) < n {
 		return 0
 	}
 	c := newKconst(p, 1)
@@ -79,7 +81,7 @@ func sumLanes[T float](p *params, pred, target, win, wout []T, lanes *[4]float64
 // upstream gradient, ones for a scalar reduction) and returns how many it did (0 without AVX2).
 func gradLanes[T float](p *params, pred, target, win, wout, up, dst []T, scale float64) int {
 	n := len(dst) &^ 3
-	if !useAsm || n == 0 {
+	if !useAsm || n == 0 || len(pred) < n || len(target) < n || len(win) < n || len(wout) < n || len(up) < n {
 		return 0
 	}
 	c := newKconst(p, scale)

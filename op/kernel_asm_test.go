@@ -92,3 +92,23 @@ func sameBits(a, b float64) bool {
 	}
 	return math.Float64bits(a) == math.Float64bits(b)
 }
+
+// TestAsmKernelsRefuseShortSlices: the assembly reads n elements of every slice, so the wrappers
+// hand a slice shorter than the output to the bounds-checked Go loop instead (0 done).
+func TestAsmKernelsRefuseShortSlices(t *testing.T) {
+	if !asmKernels() {
+		t.Skip("no AVX2 kernels on this build or CPU")
+	}
+	p, _ := paramsFromSigma(3)
+	long, short := make([]float64, 8), make([]float64, 4)
+	var lanes [4]float64
+	if done := sumLanes(&p, long, short, long, long, &lanes); done != 0 {
+		t.Errorf("sumLanes with a 4-element target for 8 predictions did %d elements, want 0", done)
+	}
+	if done := gradLanes(&p, long, long, long, long, short, long, 1); done != 0 {
+		t.Errorf("gradLanes with a 4-element upstream for 8 outputs did %d elements, want 0", done)
+	}
+	if done := gradLanes(&p, long, long, long, long, long, long, 1); done != 8 {
+		t.Errorf("gradLanes with full slices did %d elements, want 8", done)
+	}
+}
