@@ -203,35 +203,26 @@ func gradPred[T float](p *params, in inputs[T], g []T, scale float64, dst []T) {
 		n := len(out)
 		pred, target := in.pred[lo:hi][:n], in.target[lo:hi][:n]
 		win, wout := chunkOf(in.insideW, lo, hi)[:n], chunkOf(in.outsideW, lo, hi)[:n]
-		// a scalar reduction's upstream value is in scale; reading g as ones changes no bit
-		// (scale*1 == scale), so one AVX2 kernel serves both cases
-		done := gradLanes(p, pred, target, win, wout, chunkOf(g, lo, hi)[:n], out, scale)
-		gradPredGo(p, pred[done:], target[done:], win[done:], wout[done:], g, lo+done, out[done:], scale)
+		// a scalar reduction's upstream value is in scale and g is read as ones, which changes
+		// no bit (scale*1 == scale): one loop, and one AVX2 kernel, serve both cases
+		up := chunkOf(g, lo, hi)[:n]
+		done := gradLanes(p, pred, target, win, wout, up, out, scale)
+		gradPredGo(p, pred[done:], target[done:], win[done:], wout[done:], up[done:], out[done:], scale)
 	})
 }
 
-// gradPredGo is the Go loop of gradPred over one chunk (g is the whole upstream slice, nil for
-// scalar reductions, read from index off).
-func gradPredGo[T float](p *params, pred, target, win, wout, g []T, off int, out []T, scale float64) {
+// gradPredGo is the Go loop of gradPred over one chunk, with up the upstream gradient (ones for
+// a scalar reduction).
+func gradPredGo[T float](p *params, pred, target, win, wout, up, out []T, scale float64) {
 	beta, slope := p.beta, p.slope
 	n := len(out)
-	pred, target, win, wout = pred[:n], target[:n], win[:n], wout[:n]
-	if g == nil {
-		for i := range out {
-			wi := float64(win[i])
-			x := wi * (float64(pred[i]) - float64(target[i]))
-			// d/dpred [w_out f(w_in (pred - target))] = w_out * w_in * f'(x), with
-			// f'(x) = slope*x if |x| < beta, sign(x) otherwise (params.df written out: the
-			// call is over the inlining budget)
-			d := selectIf(math.Abs(x) >= beta, math.Copysign(1, x), slope*x)
-			out[i] = T(scale * float64(wout[i]) * wi * d)
-		}
-		return
-	}
-	up := g[off:][:n]
+	pred, target, win, wout, up = pred[:n], target[:n], win[:n], wout[:n], up[:n]
 	for i := range out {
 		wi := float64(win[i])
 		x := wi * (float64(pred[i]) - float64(target[i]))
+		// d/dpred [w_out f(w_in (pred - target))] = w_out * w_in * f'(x), with
+		// f'(x) = slope*x if |x| < beta, sign(x) otherwise (params.df written out: the call
+		// is over the inlining budget)
 		d := selectIf(math.Abs(x) >= beta, math.Copysign(1, x), slope*x)
 		out[i] = T(scale * float64(up[i]) * float64(wout[i]) * wi * d)
 	}

@@ -75,8 +75,8 @@ func testAsmKernels[T float](t *testing.T) {
 			up = onesOf[T](n)
 		}
 		done = gradLanes(p, pred, target, win, wout, up, gotG, scale)
-		gradPredGo(p, pred[done:], target[done:], win[done:], wout[done:], g, done, gotG[done:], scale)
-		gradPredGo(p, pred, target, win, wout, g, 0, wantG, scale)
+		gradPredGo(p, pred[done:], target[done:], win[done:], wout[done:], up[done:], gotG[done:], scale)
+		gradPredGo(p, pred, target, win, wout, up, wantG, scale)
 		for i := range gotG {
 			if !sameBits(float64(gotG[i]), float64(wantG[i])) {
 				t.Fatalf("%T n=%d beta=%v scale=%v upstream=%v: grad[%d] (x from pred %v target %v win %v wout %v): asm %v, Go %v",

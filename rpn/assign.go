@@ -182,10 +182,7 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 		NumNeg:         make([]int, B),
 	}
 	grid := anchors.onGrid()
-	one := 0.0
-	if cfg.PlusOne {
-		one = 1
-	}
+	one := pixelOne(cfg.PlusOne)
 	areas := make([]float64, len(anchors.Boxes)) // read-only, shared by the workers
 	for i, box := range anchors.Boxes {
 		areas[i] = boxArea(box, one)
@@ -249,10 +246,7 @@ func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, 
 		// and gt (the first on ties, as numpy's argmax: gts are visited in order and only a
 		// strictly larger IoU replaces; an anchor overlapping nothing keeps IoU 0 and gt 0), and
 		// each gt's best IoU over the kept anchors.
-		one := 0.0
-		if cfg.PlusOne {
-			one = 1
-		}
+		one := pixelOne(cfg.PlusOne)
 		gtMax := make([]float64, len(gts))
 		for j, g := range gts {
 			areaG := boxArea(g, one)

@@ -11,11 +11,17 @@ import (
 // empty boxes give 0. It does not validate: a NaN coordinate gives NaN or 0 (AssignTargets rejects
 // such boxes before any IoU is computed).
 func IoU(a, b [4]float64, plusOne bool) float64 {
-	one := 0.0
-	if plusOne {
-		one = 1
-	}
+	one := pixelOne(plusOne)
 	return iouAreas(a, b, boxArea(a, one), boxArea(b, one), one)
+}
+
+// pixelOne is what the pixel convention adds to a width or height: 1 with plusOne
+// (py-faster-rcnn: w = x2 - x1 + 1), else 0.
+func pixelOne(plusOne bool) float64 {
+	if plusOne {
+		return 1
+	}
+	return 0
 }
 
 // boxArea is (x2 - x1 + one) * (y2 - y1 + one).
@@ -86,12 +92,7 @@ func (c BoxCoder) Validate() error {
 	return nil
 }
 
-func (c BoxCoder) one() float64 {
-	if c.PlusOne {
-		return 1
-	}
-	return 0
-}
+func (c BoxCoder) one() float64 { return pixelOne(c.PlusOne) }
 
 // Encode returns the regression target (dx, dy, dw, dh) of gt relative to anchor:
 //
@@ -135,10 +136,7 @@ func (c BoxCoder) Decode(anchor, d [4]float64) [4]float64 {
 // ClipBox clips b to an image of the given size: to [0, W-1] x [0, H-1] with plusOne
 // (py-faster-rcnn), [0, W] x [0, H] without (torchvision).
 func ClipBox(b [4]float64, imgH, imgW float64, plusOne bool) [4]float64 {
-	one := 0.0
-	if plusOne {
-		one = 1
-	}
+	one := pixelOne(plusOne)
 	clip := func(v, hi float64) float64 { return math.Max(0, math.Min(v, hi)) }
 	return [4]float64{clip(b[0], imgW-one), clip(b[1], imgH-one), clip(b[2], imgW-one), clip(b[3], imgH-one)}
 }
