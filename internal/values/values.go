@@ -41,14 +41,22 @@ func ShapeOf(v G.Value) tensor.Shape {
 	return v.Shape()
 }
 
-// Float64s copies a float value's data as float64s (nil for other data; an empty tensor gives an
-// empty slice, since tensor's Data panics on empty tensors).
+// Float64s copies a float value's elements as float64s in row-major order, views included (nil
+// for other data; an empty tensor gives an empty slice, since tensor's Data panics on empty
+// tensors).
 func Float64s(v G.Value) []float64 {
 	if v == nil {
 		return nil
 	}
-	if d, ok := v.(*tensor.Dense); ok && d.Shape().TotalSize() == 0 {
-		return []float64{}
+	if d, ok := v.(*tensor.Dense); ok {
+		if d.Shape().TotalSize() == 0 {
+			return []float64{}
+		}
+		c, err := Contiguous(d)
+		if err != nil {
+			return nil
+		}
+		v = c
 	}
 	switch d := v.Data().(type) {
 	case []float64:
