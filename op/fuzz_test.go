@@ -113,7 +113,7 @@ func FuzzKernels(f *testing.F) {
 			}
 			up = dense(dt, []int{n}, upv)
 		}
-		grad, err := smoothL1DiffOp{o}.Do(append(vals, up)...)
+		grad, err := smoothL1DiffOp{o}.Do(append(vals, out, up)...)
 		if err != nil {
 			t.Fatal(err)
 		}

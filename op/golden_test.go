@@ -21,10 +21,10 @@ func runGolden(t *testing.T, c goldenCase, lisp bool) (loss, dpred, dtarget []fl
 	case "seed":
 		in := node(g, "inside", dense(tensor.Float64, c.Shape, c.Inside))
 		out := node(g, "outside", dense(tensor.Float64, c.Shape, c.Outside))
-		l, err = SmoothL1Loss(pred, target, in, out, c.Sigma, c.Dims...)
+		l, err = SmoothL1(pred, target, WithSigma(c.Sigma), WithWeights(in, out), WithSumDims(c.Dims...), WithTargetGrad())
 	case "functional":
 		r := map[string]Reduction{"none": None, "sum": Sum, "mean": Mean}[c.Reduction]
-		l, err = SmoothL1(pred, target, WithBeta(c.Beta), WithReduction(r))
+		l, err = SmoothL1(pred, target, WithBeta(c.Beta), WithReduction(r), WithTargetGrad())
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -56,7 +56,8 @@ func buildLossPartialWeights(opts []Option, withIn, withOut, none bool) gradchec
 		if withOut {
 			wo = in[k]
 		}
-		l, err := SmoothL1(in[0], in[1], append(append([]Option(nil), opts...), WithWeights(wi, wo))...)
+		// WithTargetGrad: the gradient checks cover the target's gradient too
+		l, err := SmoothL1(in[0], in[1], append(append([]Option{WithTargetGrad()}, opts...), WithWeights(wi, wo))...)
 		if err != nil || !none {
 			return l, err
 		}

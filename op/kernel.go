@@ -176,17 +176,105 @@ func sumLossGo[T float](p *params, pred, target, win, wout []T, s [4]float64) fl
 	return (s0 + s1) + (s2 + s3)
 }
 
-// elementLoss writes dst_i = w_out_i * f(w_in_i * (pred_i - target_i)).
-func elementLoss[T float](p *params, in inputs[T], dst []T) {
-	beta, quad, offset := p.beta, p.quad, p.offset
+// sumLossSave is sumLoss that also writes, in the same sweep, the factor of saved.go:
+//
+//	factor_i = T( norm * w_out_i * w_in_i * f'(x_i) )
+//
+// with exactly gradPred's arithmetic for scale = norm and no upstream, so the saved factor and
+// its recomputation have the same bits.
+func sumLossSave[T float](p *params, in inputs[T], norm float64, factor []T) float64 {
+	n := len(in.pred)
+	chunks := (n + chunkSize - 1) / chunkSize
+	partial := make([]float64, chunks)
+	forChunks(n, func(c, lo, hi int) {
+		pred := in.pred[lo:hi]
+		m := len(pred)
+		target, dst := in.target[lo:hi][:m], factor[lo:hi][:m]
+		win := chunkOf(in.insideW, lo, hi)[:m]
+		wout := chunkOf(in.outsideW, lo, hi)[:m]
+		var s [4]float64
+		done := sumSaveLanes(p, pred, target, win, wout, dst, norm, &s)
+		partial[c] = sumLossSaveGo(p, pred[done:], target[done:], win[done:], wout[done:], dst[done:], norm, s)
+	})
+	total := 0.0
+	for _, s := range partial {
+		total += s
+	}
+	return total
+}
+
+// sumLossSaveGo is the Go loop of sumLossSave, continuing from the accumulators s: the sum is
+// sumLossGo's, element for element, and factor_i is gradPredGo's out_i for scale = norm, up = 1.
+func sumLossSaveGo[T float](p *params, pred, target, win, wout, factor []T, norm float64, s [4]float64) float64 {
+	n := len(pred)
+	target, win, wout, factor = target[:n], win[:n], wout[:n], factor[:n]
+	beta, quad, offset, slope := p.beta, p.quad, p.offset, p.slope
+	for i := range pred {
+		wi := float64(win[i])
+		wo := float64(wout[i])
+		x := wi * (float64(pred[i]) - float64(target[i]))
+		// accumulator k takes elements k, k+4, ... of the sub-slice handed to sumLossGo; the
+		// tail past the last group of four goes to the first (as sumLossGo does)
+		k := i & 3
+		if i >= n&^3 {
+			k = 0
+		}
+		s[k] += float64(wo * fAt(x, beta, quad, offset))
+		d := selectIf(math.Abs(x) >= beta, math.Copysign(1, x), slope*x)
+		factor[i] = T(norm * float64(1) * wo * wi * d)
+	}
+	return (s[0] + s[1]) + (s[2] + s[3])
+}
+
+// elementLoss writes dst_i = w_out_i * f(w_in_i * (pred_i - target_i)) and, when factor is not
+// nil, factor_i as sumLossSave does with norm = 1.
+func elementLoss[T float](p *params, in inputs[T], dst, factor []T) {
+	beta, quad, offset, slope := p.beta, p.quad, p.offset, p.slope
 	forChunks(len(in.pred), func(_, lo, hi int) {
 		out := dst[lo:hi]
 		n := len(out)
 		pred, target := in.pred[lo:hi][:n], in.target[lo:hi][:n]
 		win, wout := chunkOf(in.insideW, lo, hi)[:n], chunkOf(in.outsideW, lo, hi)[:n]
+		if factor == nil {
+			for i := range out {
+				x := float64(win[i]) * (float64(pred[i]) - float64(target[i]))
+				out[i] = T(float64(wout[i]) * fAt(x, beta, quad, offset))
+			}
+			return
+		}
+		fac := factor[lo:hi][:n]
 		for i := range out {
-			x := float64(win[i]) * (float64(pred[i]) - float64(target[i]))
-			out[i] = T(float64(wout[i]) * fAt(x, beta, quad, offset))
+			wi, wo := float64(win[i]), float64(wout[i])
+			x := wi * (float64(pred[i]) - float64(target[i]))
+			out[i] = T(wo * fAt(x, beta, quad, offset))
+			d := selectIf(math.Abs(x) >= beta, math.Copysign(1, x), slope*x)
+			fac[i] = T(1 * float64(1) * wo * wi * d)
+		}
+	})
+}
+
+// scaleInPlace multiplies a saved or recomputed factor by a scalar upstream gradient g:
+// dst_i = T(g * dst_i). g = 1 changes no bit and is skipped.
+func scaleInPlace[T float](dst []T, g float64) {
+	if g == 1 {
+		return
+	}
+	forChunks(len(dst), func(_, lo, hi int) {
+		d := dst[lo:hi]
+		for i, v := range d {
+			d[i] = T(g * float64(v))
+		}
+	})
+}
+
+// mulInPlace multiplies a factor by the upstream gradient of a None reduction:
+// dst_i = T(up_i * dst_i).
+func mulInPlace[T float](dst, up []T) {
+	forChunks(len(dst), func(_, lo, hi int) {
+		d := dst[lo:hi]
+		u := up[lo:hi][:len(d)]
+		for i, v := range d {
+			d[i] = T(float64(u[i]) * float64(v))
 		}
 	})
 }

@@ -1,4 +1,4 @@
-//go:build !amd64 || purego
+//go:build !amd64 || !gc || purego
 
 package op
 
@@ -10,5 +10,9 @@ func asmKernels() bool { return false }
 func sumLanes[T float](p *params, pred, target, win, wout []T, lanes *[4]float64) int { return 0 }
 
 func gradLanes[T float](p *params, pred, target, win, wout, up, dst []T, scale float64) int {
+	return 0
+}
+
+func sumSaveLanes[T float](p *params, pred, target, win, wout, dst []T, norm float64, lanes *[4]float64) int {
 	return 0
 }

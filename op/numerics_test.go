@@ -1,55 +1,117 @@
 package op
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"runtime"
 	"testing"
 
+	"github.com/detlab/smoothl1/internal/crashtest"
 	"github.com/detlab/smoothl1/internal/gradcheck"
+	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-// TestEmptyReductions: as PyTorch, the sum over an empty tensor is 0 and the mean NaN; None gives
-// an empty tensor; nothing panics (gorgonia's Dense.Data panics on empty tensors, so the op
-// never calls it there). Tape machine forward and backward.
-func TestEmptyReductions(t *testing.T) {
-	for _, c := range []struct {
-		r    Reduction
-		want float64
-	}{{Sum, 0}, {Mean, math.NaN()}} {
-		for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-			func() {
-				defer func() {
-					if r := recover(); r != nil {
-						t.Fatalf("%v %v: panicked: %v", c.r, dt, r)
+// TestEmptyThroughGrad: on empty inputs every reduction gives PyTorch's value (Sum 0; Mean NaN;
+// SumDims NaN when nothing remains, as 0/0; None an empty tensor), and G.Grad followed by RunAll
+// (TapeMachine), or the LispMachine, gives empty gradients for pred and, with WithTargetGrad,
+// target: in float32 and float64, shapes (0) and (0, 3). gorgonia's Neg and Dense.Data panic on
+// empty tensors, inside the goroutine RunAll starts, so the cases run in a child process.
+func TestEmptyThroughGrad(t *testing.T) {
+	if !crashtest.InChild(t) {
+		return
+	}
+	type reduction struct {
+		name string
+		opt  Option
+		want float64 // the loss on empty inputs (NaN matches NaN)
+	}
+	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+		for _, shape := range [][]int{{0}, {0, 3}} {
+			reductions := []reduction{{"sum", WithReduction(Sum), 0}, {"mean", WithReduction(Mean), math.NaN()}, {"none", WithReduction(None), 0}}
+			if len(shape) == 2 {
+				// sum over axis 1 leaves 0 elements: 0 * (1/0) = NaN; over both axes: the sum, 0
+				reductions = append(reductions, reduction{"dims1", WithSumDims(1), math.NaN()}, reduction{"dimsAll", WithSumDims(0, 1), 0})
+			}
+			for _, r := range reductions {
+				for _, targetGrad := range []bool{false, true} {
+					for _, machine := range []gradcheck.Machine{gradcheck.Tape, gradcheck.Lisp} {
+						name := fmt.Sprintf("%v/%v/%s/targetGrad=%t/%v", dt, shape, r.name, targetGrad, machine)
+						g := G.NewGraph()
+						mk := func(name string) *G.Node {
+							v := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+							return G.NewTensor(g, dt, len(shape), G.WithShape(shape...), G.WithValue(v), G.WithName(name))
+						}
+						p, q := mk("p"), mk("q")
+						opts := []Option{r.opt, WithSigma(3)}
+						if targetGrad {
+							opts = append(opts, WithTargetGrad())
+						}
+						l, err := SmoothL1(p, q, opts...)
+						if err != nil {
+							t.Fatalf("%s: %v", name, err)
+						}
+						if r.name == "none" {
+							// a None loss is not a cost; its gradient is exercised by the diff op
+							// directly below
+							m := G.NewTapeMachine(g)
+							if err := m.RunAll(); err != nil {
+								t.Fatalf("%s: %v", name, err)
+							}
+							m.Close()
+							if l.Value().Shape().TotalSize() != 0 {
+								t.Fatalf("%s: loss %v, want an empty tensor", name, l.Value())
+							}
+							o := l.Op().(smoothL1Op)
+							up := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+							d, err := smoothL1DiffOp{o}.Do(p.Value(), q.Value(), l.Value(), up)
+							if err != nil || d.Shape().TotalSize() != 0 {
+								t.Fatalf("%s: gradient %v, %v", name, d, err)
+							}
+							continue
+						}
+						var grads G.Nodes
+						var m G.VM
+						if machine == gradcheck.Tape {
+							wrt := G.Nodes{p}
+							if targetGrad {
+								wrt = append(wrt, q)
+							}
+							if grads, err = G.Grad(l, wrt...); err != nil {
+								t.Fatalf("%s: %v", name, err)
+							}
+							m = G.NewTapeMachine(g)
+						} else {
+							m = G.NewLispMachine(g)
+						}
+						if err := m.RunAll(); err != nil {
+							t.Fatalf("%s: %v", name, err)
+						}
+						m.Close()
+						if got := float64s(l.Value())[0]; !closeTo(got, r.want, 0, 0) {
+							t.Fatalf("%s: loss %v, want %v", name, got, r.want)
+						}
+						var vals []G.Value
+						for _, gn := range grads {
+							vals = append(vals, gn.Value())
+						}
+						if machine == gradcheck.Lisp {
+							dp, err := p.Grad()
+							if err != nil {
+								t.Fatalf("%s: %v", name, err)
+							}
+							vals = append(vals, dp)
+						}
+						for k, v := range vals {
+							if v == nil || !v.Shape().Eq(tensor.Shape(shape)) {
+								t.Fatalf("%s: gradient %d is %v of shape %v, want shape %v", name, k, v, values.ShapeOf(v), shape)
+							}
+						}
 					}
-				}()
-				g := G.NewGraph()
-				mk := func(name string) *G.Node {
-					v := tensor.New(tensor.Of(dt), tensor.WithShape(0))
-					return G.NewTensor(g, dt, 1, G.WithShape(0), G.WithValue(v), G.WithName(name))
 				}
-				p, q := mk("p"), mk("q")
-				l, err := SmoothL1(p, q, WithReduction(c.r))
-				if err != nil {
-					t.Fatal(err)
-				}
-				m := G.NewTapeMachine(g)
-				defer m.Close()
-				if err := m.RunAll(); err != nil {
-					t.Fatal(err)
-				}
-				got := float64s(l.Value())[0]
-				if !closeTo(got, c.want, 0, 0) {
-					t.Fatalf("%v %v over an empty tensor = %v, want %v", c.r, dt, got, c.want)
-				}
-				d, err := smoothL1DiffOp{l.Op().(smoothL1Op)}.Do(p.Value(), q.Value(), G.NewF64(1))
-				if err != nil || d.Shape().TotalSize() != 0 {
-					t.Fatalf("%v %v: empty gradient: %v %v", c.r, dt, d, err)
-				}
-			}()
+			}
 		}
 	}
 }
@@ -165,7 +227,7 @@ func TestDeterministicParallel(t *testing.T) {
 			{Name: "outside", Value: dense(dt, []int{n}, outside)},
 		}
 		build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-			return SmoothL1(in[0], in[1], WithSigma(3), WithWeights(in[2], in[3]), WithReduction(Mean))
+			return SmoothL1(in[0], in[1], WithSigma(3), WithWeights(in[2], in[3]), WithReduction(Mean), WithTargetGrad())
 		}
 		run := func(procs int) (float64, [][]float64) {
 			prev := runtime.GOMAXPROCS(procs)

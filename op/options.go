@@ -49,7 +49,7 @@ type config struct {
 	haveReduction       bool
 	dims                []int
 	haveDims            bool
-	noTargetGrad        bool
+	targetGrad          bool
 }
 
 // WithBeta sets PyTorch's beta: the loss is quadratic for |x| < beta and linear beyond.
@@ -84,11 +84,22 @@ func WithSumDims(dims ...int) Option {
 	return func(c *config) { c.dims, c.haveDims = append([]int(nil), dims...), true }
 }
 
-// WithoutTargetGrad declares the target a constant: the op reports no gradient for it, so
-// G.Grad does not add a negated copy of the pred gradient to the graph (one full-size tensor and
-// one pass saved per step). Use it when targets come from data, as in Faster R-CNN.
+// WithTargetGrad makes the target differentiable: G.Grad(loss, target) then gives
+// dL/dtarget = -dL/dpred (the seed's autograd does the same when bbox_targets requires grad).
+// Without it the target is data, as in Faster R-CNN, where targets come from the assignment and
+// never need a gradient: the op reports none, so the TapeMachine computes no extra tensor, and
+// G.Grad(loss, target) fails with gorgonia's "Non Differentiable WRTs" error rather than giving a
+// silent zero.
+func WithTargetGrad() Option {
+	return func(c *config) { c.targetGrad = true }
+}
+
+// WithoutTargetGrad is the default since targets became data by default; it remains so that
+// existing calls compile, and it overrides an earlier WithTargetGrad.
+//
+// Deprecated: targets get no gradient unless WithTargetGrad is given.
 func WithoutTargetGrad() Option {
-	return func(c *config) { c.noTargetGrad = true }
+	return func(c *config) { c.targetGrad = false }
 }
 
 // params are the validated, precomputed constants of one smooth L1 op.

@@ -13,8 +13,11 @@ import (
 // The gradient, derived by hand. With x_i = w_in_i (pred_i - target_i) and the loss
 // L = norm * Σ_i w_out_i f(x_i) (norm = 1, 1/N or 1/remaining; None keeps the terms apart):
 //
-//	dL/dpred_i   =  g * norm * w_out_i * w_in_i * f'(x_i)      (g: upstream gradient)
-//	dL/dtarget_i = -dL/dpred_i
+//	dL/dpred_i   =  g * (norm * w_out_i * w_in_i * f'(x_i))    (g: upstream gradient)
+//	dL/dtarget_i = -dL/dpred_i                                  (WithTargetGrad only)
+//
+// The factor in brackets is what the forward saves (saved.go), rounded to the dtype; the
+// product with g is rounded again. The recomputation does the same, so both give the same bits.
 //	dL/dw_in, dL/dw_out: not propagated (constants, as in Caffe and the seed)
 //
 // The branch mask |x| < beta is piecewise constant: it carries no gradient (the seed's .detach()).
@@ -30,7 +33,7 @@ var (
 	_ G.Op   = smoothL1Diff2Op{}
 )
 
-// DiffWRT: pred and target (unless WithoutTargetGrad), never the weights.
+// DiffWRT: pred, and target with WithTargetGrad; never the weights.
 func (o smoothL1Op) DiffWRT(n int) []bool {
 	wrt := make([]bool, n)
 	if n > 0 {
@@ -42,13 +45,18 @@ func (o smoothL1Op) DiffWRT(n int) []bool {
 	return wrt
 }
 
-// SymDiff builds the gradient nodes for the TapeMachine: one diff-op node for pred (a single
-// fused pass) and its negation for target.
+// SymDiff builds the gradient nodes for the TapeMachine: one diff-op node for pred, which takes
+// the forward output too, so that every machine runs it after the forward and it can use the
+// forward's save (saved.go); with WithTargetGrad, its negation for target.
 func (o smoothL1Op) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if len(inputs) != o.Arity() {
 		return nil, fmt.Errorf("op: %v.SymDiff: expected %d inputs, got %d", o, o.Arity(), len(inputs))
 	}
-	args := append(append(G.Nodes{}, inputs...), grad)
+	if output == nil || grad == nil {
+		return nil, fmt.Errorf("op: %v.SymDiff: no output or upstream gradient node", o)
+	}
+	o.save.want()
+	args := append(append(G.Nodes{}, inputs...), output, grad)
 	dpred, err := G.ApplyOp(smoothL1DiffOp{o}, args...)
 	if err != nil {
 		return nil, fmt.Errorf("op: %v.SymDiff: %w", o, err)
@@ -56,84 +64,118 @@ func (o smoothL1Op) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	grads := make(G.Nodes, len(inputs))
 	grads[0] = dpred
 	if o.targetGrad {
-		if grads[1], err = G.Neg(dpred); err != nil {
+		if grads[1], err = negate(dpred); err != nil {
 			return nil, fmt.Errorf("op: %v.SymDiff: negating the pred gradient: %w", o, err)
 		}
 	}
 	return grads, nil
 }
 
-// DoDiff is the LispMachine's backward step: it adds dL/dpred into pred's gradient buffer and
-// subtracts it from target's (accumulating, never overwriting).
+// DoDiff is the LispMachine's backward step: it adds dL/dpred into pred's gradient buffer and,
+// with WithTargetGrad, subtracts it from target's (accumulating, never overwriting). It uses the
+// forward's save when it is fresh, as the diff op does.
 func (o smoothL1Op) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Node) error {
 	if len(inputs) != o.Arity() {
 		return fmt.Errorf("op: %v.DoDiff: expected %d inputs, got %d", o, o.Arity(), len(inputs))
 	}
-	vals := make([]G.Value, 0, len(inputs)+1)
+	o.save.want()
+	vals := make([]G.Value, 0, len(inputs))
 	for _, n := range inputs {
 		vals = append(vals, n.Value())
+	}
+	dense, err := o.checkValues(vals, o.Arity())
+	if err != nil {
+		return fmt.Errorf("op: %v.DoDiff: %w", o, err)
 	}
 	up, err := output.Grad()
 	if err != nil {
 		return fmt.Errorf("op: %v.DoDiff: reading the upstream gradient: %w", o, err)
 	}
-	vals = append(vals, up)
-	d, err := smoothL1DiffOp{o}.Do(vals...)
-	if err != nil {
-		return err
-	}
-	dpred := d.(*tensor.Dense)
 	if o.shape.TotalSize() == 0 {
 		return nil // nothing to add (and Dense.Data panics on empty tensors)
 	}
-	accumulate := func(n *G.Node, sign float64, name string) error {
-		gv, err := n.Grad()
+	buffers := []*tensor.Dense{nil, nil}
+	for i, name := range []string{"pred", "target"} {
+		if i == 1 && !o.targetGrad {
+			break
+		}
+		gv, err := inputs[i].Grad()
 		if err != nil {
-			return nil // no gradient buffer: nothing asks for this input's gradient
+			continue // no gradient buffer: nothing asks for this input's gradient
 		}
 		buf, ok := gv.(*tensor.Dense)
-		if !ok || !buf.Shape().Eq(o.shape) || buf.Dtype() != dpred.Dtype() {
-			return fmt.Errorf("op: %v.DoDiff: %s's gradient buffer is %T %v, want %v %v", o, name, gv, values.ShapeOf(gv), dpred.Dtype(), o.shape)
+		if !ok || !buf.Shape().Eq(o.shape) || buf.Dtype() != dense[0].Dtype() || buf.RequiresIterator() {
+			return fmt.Errorf("op: %v.DoDiff: %s's gradient buffer is %T %v, want a contiguous %v %v", o, name, gv, values.ShapeOf(gv), dense[0].Dtype(), o.shape)
 		}
-		switch dst := buf.Data().(type) {
-		case []float64:
-			addScaled(dst, dpred.Data().([]float64), sign)
-		case []float32:
-			addScaled(dst, dpred.Data().([]float32), sign)
-		}
-		return nil
+		buffers[i] = buf
 	}
-	if err := accumulate(inputs[0], 1, "pred"); err != nil {
+	entry, factor := o.save.take(vals, output.Value(), false)
+	defer o.save.release(entry)
+	switch dense[0].Dtype() {
+	case tensor.Float64:
+		return accumulateGrad[float64](o, dense, factor, up, buffers)
+	default:
+		return accumulateGrad[float32](o, dense, factor, up, buffers)
+	}
+}
+
+// accumulateGrad adds dL/dpred (factor times upstream, the diff op's bits) into buffers[0] and
+// subtracts it from buffers[1] (either may be nil). factor is the forward's save, or nil to
+// recompute it.
+func accumulateGrad[T float](o smoothL1Op, dense []*tensor.Dense, factor *tensor.Dense, up G.Value, buffers []*tensor.Dense) error {
+	g, scale, err := upstream[T](o, up)
+	if err != nil {
 		return err
 	}
-	if o.targetGrad {
-		return accumulate(inputs[1], -1, "target")
+	var f []T
+	if factor != nil {
+		f = factor.Data().([]T)
+	} else {
+		f = make([]T, o.shape.TotalSize())
+		gradPred(&o.p, slicesOf[T](o, dense), nil, o.factorNorm(), f)
+	}
+	for k, buf := range buffers {
+		if buf == nil {
+			continue
+		}
+		dst := buf.Data().([]T)[:len(f)]
+		for i, fi := range f {
+			var d T
+			if g != nil {
+				d = T(float64(g[i]) * float64(fi))
+			} else {
+				d = T(scale * float64(fi))
+			}
+			if k == 0 {
+				dst[i] += d
+			} else {
+				dst[i] -= d
+			}
+		}
 	}
 	return nil
 }
 
-func addScaled[T float](dst, src []T, sign float64) {
-	src = src[:len(dst)]
-	if sign > 0 {
-		for i := range dst {
-			dst[i] += src[i]
-		}
-		return
+// factorNorm is the normaliser folded into the factor: norm for the scalar reductions, 1 for None.
+func (o smoothL1Op) factorNorm() float64 {
+	if o.reduction == None {
+		return 1
 	}
-	for i := range dst {
-		dst[i] -= src[i]
-	}
+	return o.norm()
 }
 
-// smoothL1DiffOp computes dL/dpred in one fused pass. Inputs: the forward op's inputs, then the
-// upstream gradient g (scalar, or pred's shape for None).
+// smoothL1DiffOp computes dL/dpred. Inputs: the forward op's inputs, the forward output (an
+// ordering dependency and the key of the save), then the upstream gradient g (scalar, or pred's
+// shape for None). It multiplies the forward's saved factor by g in place and returns it, or,
+// when the save cannot be trusted, recomputes the factor from the inputs first (same bits).
 type smoothL1DiffOp struct{ fwd smoothL1Op }
 
-func (d smoothL1DiffOp) Arity() int { return d.fwd.Arity() + 1 }
+func (d smoothL1DiffOp) Arity() int { return d.fwd.Arity() + 2 }
 
-// Type: the forward inputs, the upstream gradient (the forward output's type) → pred's type.
+// Type: the forward inputs, the forward output, the upstream gradient (the output's type) → pred's
+// type.
 func (d smoothL1DiffOp) Type() hm.Type {
-	return d.fwd.fnType(d.fwd.outType(), d.fwd.tensorType())
+	return d.fwd.fnType(d.fwd.outType(), d.fwd.outType(), d.fwd.tensorType())
 }
 
 func (d smoothL1DiffOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
@@ -171,47 +213,61 @@ func (d smoothL1DiffOp) do(prealloc G.Value, vals []G.Value) (G.Value, error) {
 	}
 	switch dense[0].Dtype() {
 	case tensor.Float64:
-		return backward[float64](o, dense, up, prealloc)
-	case tensor.Float32:
-		return backward[float32](o, dense, up, prealloc)
+		return backward[float64](o, dense, vals, up, prealloc)
+	default:
+		return backward[float32](o, dense, vals, up, prealloc)
 	}
-	return nil, fmt.Errorf("op: %v: unsupported dtype %v", d, dense[0].Dtype())
 }
 
-// upstream splits the upstream gradient into a per-element slice (None) or a scale (scalar
-// reductions, normaliser folded in).
+// upstream splits the upstream gradient into a per-element slice (None; a view is read through a
+// contiguous copy) or a scalar.
 func upstream[T float](o smoothL1Op, up G.Value) (g []T, scale float64, err error) {
 	if o.reduction == None {
-		u, ok := up.(*tensor.Dense)
-		if !ok || !u.Shape().Eq(o.shape) {
-			return nil, 0, fmt.Errorf("op: %v: upstream gradient is %T %v, want a tensor of shape %v", o, up, values.ShapeOf(up), o.shape)
+		var zero T
+		dt := tensor.Float64
+		if _, ok := any(zero).(float32); ok {
+			dt = tensor.Float32
 		}
-		g, ok := u.Data().([]T)
-		if !ok {
-			return nil, 0, fmt.Errorf("op: %v: upstream gradient has dtype %v, want pred's", o, u.Dtype())
+		u, err := o.checkTensor(up, "upstream gradient", dt)
+		if err != nil {
+			return nil, 0, err
 		}
-		return g, 1, nil
+		return u.Data().([]T), 1, nil
 	}
 	s, err := values.Scalar(up)
 	if err != nil {
 		return nil, 0, fmt.Errorf("op: %v: upstream gradient: %w", o, err)
 	}
-	return nil, s * o.norm(), nil
+	return nil, s, nil
 }
 
-func backward[T float](o smoothL1Op, dense []*tensor.Dense, up G.Value, prealloc G.Value) (G.Value, error) {
+// backward returns dL/dpred: the forward's saved factor when it is fresh for these very values
+// (handed out: the op never writes it again), else a recomputed one, multiplied by the upstream.
+func backward[T float](o smoothL1Op, dense []*tensor.Dense, vals []G.Value, up G.Value, prealloc G.Value) (G.Value, error) {
 	g, scale, err := upstream[T](o, up)
 	if err != nil {
 		return nil, err
 	}
-	out := denseLike[T](o, dense[0], prealloc)
-	gradPred(&o.p, slicesOf[T](o, dense), g, scale, out.Data().([]T))
+	_, out := o.save.take(vals[:o.Arity()], vals[o.Arity()], true)
+	if out == nil {
+		out = denseLike[T](o, dense[0], prealloc)
+		gradPred(&o.p, slicesOf[T](o, dense), nil, o.factorNorm(), out.Data().([]T))
+	}
+	if g != nil {
+		mulInPlace(out.Data().([]T), g)
+	} else {
+		scaleInPlace(out.Data().([]T), scale)
+	}
 	return out, nil
 }
 
-// DiffWRT of the diff op: pred, target (as the forward op) and the upstream gradient.
+// DiffWRT of the diff op: pred, target (as the forward op) and the upstream gradient; not the
+// forward output, which is only an ordering dependency.
 func (d smoothL1DiffOp) DiffWRT(n int) []bool {
 	wrt := d.fwd.DiffWRT(n)
+	if n > 1 {
+		wrt[n-2] = false
+	}
 	if n > 0 {
 		wrt[n-1] = true
 	}
@@ -230,7 +286,7 @@ func (d smoothL1DiffOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, 
 		return nil, fmt.Errorf("op: %v.SymDiff: %w", d, err)
 	}
 	if d.fwd.targetGrad {
-		if grads[1], err = G.Neg(grads[0]); err != nil {
+		if grads[1], err = negate(grads[0]); err != nil {
 			return nil, fmt.Errorf("op: %v.SymDiff: %w", d, err)
 		}
 	}
@@ -240,8 +296,8 @@ func (d smoothL1DiffOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, 
 	return grads, nil
 }
 
-// smoothL1Diff2Op is the derivative of the diff op. Inputs: the forward inputs, the upstream
-// gradient g of the loss, and u, the upstream gradient of dpred. With wrtGrad false it returns
+// smoothL1Diff2Op is the derivative of the diff op. Inputs: the forward inputs, the forward
+// output (unused: second order always recomputes), the upstream gradient g of the loss, and u, the upstream gradient of dpred. With wrtGrad false it returns
 // d<u, dpred>/dpred (pred's shape); with wrtGrad true, d<u, dpred>/dg (g's shape). It is not
 // differentiable itself (third derivatives are zero almost everywhere).
 type smoothL1Diff2Op struct {
@@ -249,14 +305,14 @@ type smoothL1Diff2Op struct {
 	wrtGrad bool
 }
 
-func (d smoothL1Diff2Op) Arity() int { return d.fwd.Arity() + 2 }
+func (d smoothL1Diff2Op) Arity() int { return d.fwd.Arity() + 3 }
 
-// Type: the forward inputs, g, u → g's type (wrtGrad) or pred's type.
+// Type: the forward inputs, the forward output, g, u → g's type (wrtGrad) or pred's type.
 func (d smoothL1Diff2Op) Type() hm.Type {
 	if d.wrtGrad {
-		return d.fwd.fnType(d.fwd.outType(), d.fwd.tensorType(), d.fwd.outType())
+		return d.fwd.fnType(d.fwd.outType(), d.fwd.outType(), d.fwd.tensorType(), d.fwd.outType())
 	}
-	return d.fwd.fnType(d.fwd.outType(), d.fwd.tensorType(), d.fwd.tensorType())
+	return d.fwd.fnType(d.fwd.outType(), d.fwd.outType(), d.fwd.tensorType(), d.fwd.tensorType())
 }
 
 func (d smoothL1Diff2Op) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
@@ -287,9 +343,9 @@ func (d smoothL1Diff2Op) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, ok := vals[len(vals)-1].(*tensor.Dense)
-	if !ok || !u.Shape().Eq(o.shape) || u.Dtype() != dense[0].Dtype() {
-		return nil, fmt.Errorf("op: %v: second-order upstream is %T %v, want %v %v", d, vals[len(vals)-1], values.ShapeOf(vals[len(vals)-1]), dense[0].Dtype(), o.shape)
+	u, err := o.checkTensor(vals[len(vals)-1], "second-order upstream", dense[0].Dtype())
+	if err != nil {
+		return nil, err
 	}
 	up := vals[len(vals)-2]
 	if o.shape.TotalSize() == 0 {
@@ -322,7 +378,130 @@ func second[T float](d smoothL1Diff2Op, dense []*tensor.Dense, up G.Value, u *te
 		// None: d<u, dpred>/dg_i = u_i * w_out_i * w_in_i * f'(x_i)
 		gradPred(&o.p, in, uu, 1, out.Data().([]T))
 	} else {
-		hessPred(&o.p, in, g, scale, uu, out.Data().([]T))
+		hessPred(&o.p, in, g, scale*o.norm(), uu, out.Data().([]T))
 	}
 	return out, nil
+}
+
+// negate returns -x as a node: the target's gradient. gorgonia's Neg panics on empty tensors
+// and reads views as contiguous; negOp does neither.
+func negate(x *G.Node) (*G.Node, error) {
+	return G.ApplyOp(negOp{shape: x.Shape().Clone()}, x)
+}
+
+// negOp is elementwise negation of a float tensor: -x for every element, empty stays empty.
+// Its derivative is negation again.
+type negOp struct{ shape tensor.Shape }
+
+var (
+	_ G.SDOp = negOp{}
+	_ G.ADOp = negOp{}
+)
+
+func (n negOp) Arity() int { return 1 }
+func (n negOp) Type() hm.Type {
+	t := G.TensorType{Dims: len(n.shape), Of: hm.TypeVariable('a')}
+	return hm.NewFnType(t, t)
+}
+func (n negOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	if len(ds) != 1 {
+		return nil, fmt.Errorf("op: %v expects 1 input, got %d", n, len(ds))
+	}
+	return n.shape.Clone(), nil
+}
+func (n negOp) ReturnsPtr() bool      { return false }
+func (n negOp) CallsExtern() bool     { return false }
+func (n negOp) OverwritesInput() int  { return -1 }
+func (n negOp) String() string        { return fmt.Sprintf("SmoothL1Neg{shape=%v}", n.shape) }
+func (n negOp) WriteHash(h hash.Hash) { fmt.Fprint(h, n.String()) }
+func (n negOp) Hashcode() uint32      { return hashOf(n) }
+
+func (n negOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 1 {
+		return nil, fmt.Errorf("op: %v expects 1 input, got %d", n, len(vals))
+	}
+	d, ok := vals[0].(*tensor.Dense)
+	if !ok || d == nil || !d.Shape().Eq(n.shape) {
+		return nil, fmt.Errorf("op: %v: input is %T %v, want a tensor of shape %v", n, vals[0], values.ShapeOf(vals[0]), n.shape)
+	}
+	out := tensor.New(tensor.Of(d.Dtype()), tensor.WithShape(n.shape.Clone()...))
+	if n.shape.TotalSize() == 0 {
+		return out, nil
+	}
+	c, err := values.Contiguous(d)
+	if err != nil {
+		return nil, fmt.Errorf("op: %v: %w", n, err)
+	}
+	switch src := c.Data().(type) {
+	case []float64:
+		negInto(out.Data().([]float64), src)
+	case []float32:
+		negInto(out.Data().([]float32), src)
+	default:
+		return nil, fmt.Errorf("op: %v: dtype %v, want float32 or float64", n, d.Dtype())
+	}
+	return out, nil
+}
+
+func negInto[T float](dst, src []T) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] = -v
+	}
+}
+
+func (n negOp) DiffWRT(k int) []bool {
+	wrt := make([]bool, k)
+	for i := range wrt {
+		wrt[i] = true
+	}
+	return wrt
+}
+
+func (n negOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 1 || grad == nil {
+		return nil, fmt.Errorf("op: %v.SymDiff: expected 1 input and a gradient", n)
+	}
+	d, err := negate(grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{d}, nil
+}
+
+// DoDiff subtracts the upstream gradient from the input's gradient buffer.
+func (n negOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Node) error {
+	if len(inputs) != 1 || n.shape.TotalSize() == 0 {
+		return nil
+	}
+	up, err := output.Grad()
+	if err != nil {
+		return fmt.Errorf("op: %v.DoDiff: %w", n, err)
+	}
+	gv, err := inputs[0].Grad()
+	if err != nil {
+		return nil // no gradient buffer: nothing asks for this input's gradient
+	}
+	u, ok1 := up.(*tensor.Dense)
+	buf, ok2 := gv.(*tensor.Dense)
+	if !ok1 || !ok2 || !u.Shape().Eq(n.shape) || !buf.Shape().Eq(n.shape) || u.Dtype() != buf.Dtype() || buf.RequiresIterator() {
+		return fmt.Errorf("op: %v.DoDiff: gradients %T %v and %T %v, want contiguous tensors of shape %v", n, up, values.ShapeOf(up), gv, values.ShapeOf(gv), n.shape)
+	}
+	if u, err = values.Contiguous(u); err != nil {
+		return fmt.Errorf("op: %v.DoDiff: %w", n, err)
+	}
+	switch dst := buf.Data().(type) {
+	case []float64:
+		subInto(dst, u.Data().([]float64))
+	case []float32:
+		subInto(dst, u.Data().([]float32))
+	}
+	return nil
+}
+
+func subInto[T float](dst, src []T) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] -= v
+	}
 }

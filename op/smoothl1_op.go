@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -72,6 +73,10 @@ type smoothL1Op struct {
 	hasOutside bool
 	targetGrad bool
 	shape      tensor.Shape // pred's shape
+	// save is the forward's save for backward (saved.go): the only mutable part, guarded by its
+	// own lock and checked before every use. It is not part of the hash: equal ops on equal
+	// inputs are one node, and share it.
+	save *saved
 }
 
 func checkNode(name string, n *G.Node) error {
@@ -101,12 +106,19 @@ func newSmoothL1Op(pred, target *G.Node, c *config) (smoothL1Op, error) {
 	if pred.IsScalar() || len(shape) == 0 {
 		return o, fmt.Errorf("op: pred is a scalar (shape %v); inputs must have rank >= 1 (use a 1-element vector)", shape)
 	}
+	// Constants (G.NewConstant) belong to no graph and are accepted wherever data is; every
+	// other node must share one graph.
+	graph, graphOf := pred.Graph(), "pred"
 	for _, a := range named {
 		if a.n == nil {
 			continue
 		}
-		if a.n.Graph() != pred.Graph() {
-			return o, fmt.Errorf("op: %s belongs to a different graph than pred", a.name)
+		if g := a.n.Graph(); g != nil {
+			if graph == nil {
+				graph, graphOf = g, a.name
+			} else if g != graph {
+				return o, fmt.Errorf("op: %s belongs to a different graph than %s", a.name, graphOf)
+			}
 		}
 		if a.n.Dtype() != dt {
 			return o, fmt.Errorf("op: %s has dtype %v but pred has dtype %v", a.name, a.n.Dtype(), dt)
@@ -154,8 +166,12 @@ func newSmoothL1Op(pred, target *G.Node, c *config) (smoothL1Op, error) {
 	}
 	o.hasInside = c.insideW != nil
 	o.hasOutside = c.outsideW != nil
-	o.targetGrad = !c.noTargetGrad
+	if graph == nil {
+		return o, fmt.Errorf("op: pred, target and the weights are all constants (G.NewConstant), so they belong to no graph; make one of them a graph node (G.NewTensor, ...)")
+	}
+	o.targetGrad = c.targetGrad
 	o.shape = shape
+	o.save = &saved{}
 	return o, nil
 }
 
@@ -271,13 +287,19 @@ func (o smoothL1Op) do(prealloc G.Value, vals []G.Value) (G.Value, error) {
 	if o.shape.TotalSize() == 0 {
 		return o.empty(dense[0].Dtype())
 	}
-	switch dense[0].Dtype() {
+	dt := dense[0].Dtype()
+	entry, buf := o.save.beginForward(vals[:o.Arity()], dt, o.shape)
+	var out G.Value
+	switch dt {
 	case tensor.Float64:
-		return forward[float64](o, dense, prealloc)
-	case tensor.Float32:
-		return forward[float32](o, dense, prealloc)
+		out = forward[float64](o, dense, buf, prealloc)
+	default: // checkValues admits only float32 and float64
+		out = forward[float32](o, dense, buf, prealloc)
 	}
-	return nil, fmt.Errorf("op: %v: unsupported dtype %v", o, dense[0].Dtype())
+	if entry != nil {
+		o.save.endForward(entry, vals[:o.Arity()], out, true)
+	}
+	return out, nil
 }
 
 // empty is the result on empty inputs, as in PyTorch: an empty tensor (None), 0 (Sum), NaN
@@ -293,30 +315,48 @@ func (o smoothL1Op) empty(dt tensor.Dtype) (G.Value, error) {
 	return scalarValue[float64](0*o.norm(), nil), nil
 }
 
-// checkValues verifies the first `count` run-time values: dense tensors of one float dtype and
-// pred's shape.
+// checkValues verifies the first `count` run-time values (dense tensors of one float dtype and
+// pred's shape) and returns them contiguous: a view is read through a row-major copy
+// (values.Contiguous), a contiguous value as it is.
 func (o smoothL1Op) checkValues(vals []G.Value, count int) ([]*tensor.Dense, error) {
 	if len(vals) < count {
 		return nil, fmt.Errorf("op: %v expects %d inputs, got %d", o, count, len(vals))
 	}
 	out := make([]*tensor.Dense, count)
 	for i := 0; i < count; i++ {
-		d, ok := vals[i].(*tensor.Dense)
-		if !ok {
-			return nil, fmt.Errorf("op: %v: input %s is %T, want *tensor.Dense", o, o.inputName(i), vals[i])
-		}
-		if !d.Shape().Eq(o.shape) {
-			return nil, fmt.Errorf("op: %v: input %s has shape %v, want %v", o, o.inputName(i), d.Shape(), o.shape)
+		d, err := o.checkTensor(vals[i], o.inputName(i), tensor.Dtype{})
+		if err != nil {
+			return nil, err
 		}
 		if i > 0 && d.Dtype() != out[0].Dtype() {
 			return nil, fmt.Errorf("op: %v: input %s has dtype %v, pred has %v", o, o.inputName(i), d.Dtype(), out[0].Dtype())
 		}
-		if d.Dtype() != tensor.Float64 && d.Dtype() != tensor.Float32 {
-			return nil, fmt.Errorf("op: %v: input %s has dtype %v, want float32 or float64", o, o.inputName(i), d.Dtype())
-		}
 		out[i] = d
 	}
 	return out, nil
+}
+
+// checkTensor checks that v is a float tensor of pred's shape (and of dtype dt unless dt is the
+// zero Dtype) and returns it contiguous.
+func (o smoothL1Op) checkTensor(v G.Value, name string, dt tensor.Dtype) (*tensor.Dense, error) {
+	d, ok := v.(*tensor.Dense)
+	if !ok || d == nil {
+		return nil, fmt.Errorf("op: %v: input %s is %T, want *tensor.Dense", o, name, v)
+	}
+	if !d.Shape().Eq(o.shape) {
+		return nil, fmt.Errorf("op: %v: input %s has shape %v, want %v", o, name, d.Shape(), o.shape)
+	}
+	if d.Dtype() != tensor.Float64 && d.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("op: %v: input %s has dtype %v, want float32 or float64", o, name, d.Dtype())
+	}
+	if dt != (tensor.Dtype{}) && d.Dtype() != dt {
+		return nil, fmt.Errorf("op: %v: input %s has dtype %v, want %v", o, name, d.Dtype(), dt)
+	}
+	c, err := values.Contiguous(d)
+	if err != nil {
+		return nil, fmt.Errorf("op: %v: input %s: %w", o, name, err)
+	}
+	return c, nil
 }
 
 func (o smoothL1Op) inputName(i int) string {
@@ -347,14 +387,24 @@ func slicesOf[T float](o smoothL1Op, dense []*tensor.Dense) inputs[T] {
 	return in
 }
 
-func forward[T float](o smoothL1Op, dense []*tensor.Dense, prealloc G.Value) (G.Value, error) {
+// forward computes the loss and, when save is not nil, writes the factor of saved.go into it in
+// the same sweep.
+func forward[T float](o smoothL1Op, dense []*tensor.Dense, save *tensor.Dense, prealloc G.Value) G.Value {
 	in := slicesOf[T](o, dense)
+	var factor []T
+	if save != nil {
+		factor = save.Data().([]T)
+	}
 	if o.reduction == None {
 		out := denseLike[T](o, dense[0], prealloc)
-		elementLoss(&o.p, in, out.Data().([]T))
-		return out, nil
+		elementLoss(&o.p, in, out.Data().([]T), factor)
+		return out
 	}
-	return scalarValue[T](sumLoss(&o.p, in)*o.norm(), prealloc), nil
+	norm := o.norm()
+	if factor != nil {
+		return scalarValue[T](sumLossSave(&o.p, in, norm, factor)*norm, prealloc)
+	}
+	return scalarValue[T](sumLoss(&o.p, in)*norm, prealloc)
 }
 
 // denseLike returns prealloc when it is a usable dense tensor of pred's dtype and shape, else a

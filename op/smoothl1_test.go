@@ -99,7 +99,7 @@ func TestHashDistinguishesParameters(t *testing.T) {
 		G.Must(SmoothL1(pred, target, WithBeta(1), WithSumDims(0))),
 		G.Must(SmoothL1(pred, target, WithBeta(1), WithWeights(w, nil))),
 		G.Must(SmoothL1(pred, target, WithBeta(1), WithWeights(nil, w))),
-		G.Must(SmoothL1(pred, target, WithBeta(1), WithoutTargetGrad())),
+		G.Must(SmoothL1(pred, target, WithBeta(1), WithTargetGrad())),
 	}
 	seen := map[*G.Node]int{}
 	for i, v := range variants {
@@ -139,7 +139,7 @@ func TestMachinesAgreeBitwise(t *testing.T) {
 			{Name: "outside", Value: dense(dt, shape, outside)},
 		}
 		build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-			return SmoothL1Loss(in[0], in[1], in[2], in[3], 3, 1, 2, 3)
+			return SmoothL1(in[0], in[1], WithSigma(3), WithWeights(in[2], in[3]), WithSumDims(1, 2, 3), WithTargetGrad())
 		}
 		tape, err := gradcheck.Analytic(build, inputs, gradcheck.Tape)
 		if err != nil {
@@ -169,11 +169,11 @@ func TestLispMachineAccumulates(t *testing.T) {
 		{Name: "target", Value: dense(tensor.Float64, []int{2, 5}, target), Wrt: true},
 	}
 	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-		a, err := SmoothL1(in[0], in[1], WithSigma(3), WithReduction(Sum))
+		a, err := SmoothL1(in[0], in[1], WithSigma(3), WithReduction(Sum), WithTargetGrad())
 		if err != nil {
 			return nil, err
 		}
-		b, err := SmoothL1(in[0], in[1], WithSigma(1), WithReduction(Mean))
+		b, err := SmoothL1(in[0], in[1], WithSigma(1), WithReduction(Mean), WithTargetGrad())
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +226,7 @@ func TestFusedEqualsComposed(t *testing.T) {
 			per := G.Must(G.HadamardProd(wo, f))
 			l = G.Must(G.Mean(G.Must(G.Sum(per, 1))))
 		} else {
-			l = G.Must(SmoothL1Loss(p, q, wi, wo, sigma))
+			l = G.Must(SmoothL1(p, q, WithSigma(sigma), WithWeights(wi, wo), WithSumDims(1), WithTargetGrad()))
 		}
 		grads := mustGrad(t, l, p, q)
 		m := G.NewTapeMachine(g)
@@ -327,33 +327,44 @@ func TestFloat32AccumulatesInFloat64(t *testing.T) {
 	}
 }
 
-// TestWithoutTargetGrad: the target gets no gradient node (the graph is one node smaller than
-// with the target's gradient, the Neg), asking for it is gorgonia's "Non Differentiable WRTs"
-// error, not a panic, and pred's gradient is unchanged.
-func TestWithoutTargetGrad(t *testing.T) {
+// TestTargetGradOptIn: by default the target is data: it gets no gradient node (the graph is one
+// node smaller than with WithTargetGrad, whose extra node is the negation), asking for it is
+// gorgonia's "Non Differentiable WRTs" error, not a silent zero, and pred's gradient is the same.
+// WithoutTargetGrad (deprecated) is the default and overrides an earlier WithTargetGrad.
+func TestTargetGradOptIn(t *testing.T) {
 	build := func(opts ...Option) (*G.ExprGraph, *G.Node, *G.Node, *G.Node) {
 		g := G.NewGraph()
 		p := node(g, "p", dense(tensor.Float64, []int{2}, []float64{0.5, 2}))
 		q := node(g, "q", dense(tensor.Float64, []int{2}, []float64{0, 0}))
 		return g, p, q, G.Must(SmoothL1(p, q, append(opts, WithReduction(Sum))...))
 	}
-	g1, p1, _, l1 := build()
-	mustGrad(t, l1, p1)
-	g2, p2, q2, l2 := build(WithoutTargetGrad())
-	grads := mustGrad(t, l2, p2)
-	if n1, n2 := len(g1.AllNodes()), len(g2.AllNodes()); n2 != n1-1 {
-		t.Fatalf("graph sizes %d (target gradient) and %d (without): want one node fewer", n1, n2)
+	g1, p1, q1, l1 := build(WithTargetGrad())
+	both := mustGrad(t, l1, p1, q1)
+	for _, opts := range [][]Option{nil, {WithoutTargetGrad()}, {WithTargetGrad(), WithoutTargetGrad()}} {
+		g2, p2, q2, l2 := build(opts...)
+		grads := mustGrad(t, l2, p2)
+		// the graph with the target's gradient has one node more: its negation
+		if n1, n2 := len(g1.AllNodes()), len(g2.AllNodes()); n2 != n1-1 {
+			t.Fatalf("%d options: graph sizes %d (target gradient) and %d (default): want one node fewer", len(opts), n1, n2)
+		}
+		if _, err := G.Grad(l2, q2); err == nil || !strings.Contains(err.Error(), "Non Differentiable") {
+			t.Fatalf("gradient with respect to a target that is data: %v", err)
+		}
+		m := G.NewTapeMachine(g2)
+		if err := m.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		// beta 1: f'(0.5) = 0.5, f'(2) = 1
+		assertClose(t, "dpred", float64s(grads[0].Value()), []float64{0.5, 1}, 0, 0)
+		m.Close()
 	}
-	if _, err := G.Grad(l2, q2); err == nil || !strings.Contains(err.Error(), "Non Differentiable") {
-		t.Fatalf("gradient with respect to a target without gradient: %v", err)
-	}
-	m := G.NewTapeMachine(g2)
+	m := G.NewTapeMachine(g1)
 	defer m.Close()
 	if err := m.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	// beta 1: f'(0.5) = 0.5, f'(2) = 1
-	assertClose(t, "dpred", float64s(grads[0].Value()), []float64{0.5, 1}, 0, 0)
+	assertClose(t, "dpred (WithTargetGrad)", float64s(both[0].Value()), []float64{0.5, 1}, 0, 0)
+	assertClose(t, "dtarget (WithTargetGrad)", float64s(both[1].Value()), []float64{-0.5, -1}, 0, 0)
 }
 
 // TestUsePreallocDo: a usable buffer (right dtype and shape) is written in place and returned,
@@ -384,9 +395,11 @@ func TestUsePreallocDo(t *testing.T) {
 	if got, err := sum.UsePreallocDo(scalar, p.Value(), q.Value()); err != nil || got != G.Value(scalar) || float64(*scalar) != 1.625 {
 		t.Fatalf("scalar buffer: %v %v (value %v, want 1.625)", got, err, *scalar)
 	}
+	// the diff op, with no fresh save (the forward above was not asked to save), recomputes into
+	// a usable buffer
 	d := smoothL1DiffOp{sum}
 	gbuf := tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(3))
-	got, err = d.UsePreallocDo(gbuf, p.Value(), q.Value(), G.NewF64(1))
+	got, err = d.UsePreallocDo(gbuf, p.Value(), q.Value(), scalar, G.NewF64(1))
 	if err != nil || got != G.Value(gbuf) {
 		t.Fatalf("gradient buffer not used: %v %v", got, err)
 	}

@@ -1,0 +1,178 @@
+package op
+
+import (
+	"sync"
+	"sync/atomic"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Saving for backward (PyTorch's ctx.save_for_backward, made explicit).
+//
+// Once a gradient has been asked of a loss node (SymDiff at graph-building time, or DoDiff on
+// the LispMachine), its forward pass writes, in the same sweep that sums the loss, the factor
+//
+//	factor_i = T( norm * w_out_i * w_in_i * f'(x_i) )      (T: the dtype; norm 1 for None)
+//
+// into a buffer of pred's shape that the op owns. The diff op then only multiplies it by the
+// upstream gradient, in place, and returns the buffer as dL/dpred: one read of the four inputs
+// per training step instead of two. The buffer it hands out is never written again by the op
+// (the next forward allocates a fresh one), so a gradient value stays what it was when
+// returned, as with every other gorgonia op.
+//
+// The save is owned by one entry, written in one place (the forward) and checked before use. The
+// diff op takes it only when every check passes:
+//   - the forward wrote it and nobody has taken it since (fresh);
+//   - the forward read the very values the diff op is given (the same pred, target and weight
+//     values, and the same forward output value: same step, same node);
+//   - no forward or diff op is using it at that moment (busy).
+//
+// Otherwise, and always for second-order ops, it recomputes the factor from the inputs with the
+// same arithmetic (gradPred), so both paths give the same bits. A gradient asked twice, two
+// losses on the same inputs, a changed value between runs or a forward that did not run all fall
+// back to the recomputation, never to a stale save.
+//
+// Entries are keyed by the pred value, so an op value shared between graphs (Node.Op applied
+// elsewhere) keeps one save per graph; at most maxSaves are kept.
+type saved struct {
+	wanted atomic.Bool // a gradient was asked of this op: its forward saves the factor
+
+	mu      sync.Mutex
+	entries []*saveEntry // most recently used last
+}
+
+const maxSaves = 4
+
+type saveEntry struct {
+	key   G.Value       // pred's value as given to Do
+	read  [4]G.Value    // the input values the forward read (nil past Arity)
+	out   G.Value       // the value the forward returned
+	buf   *tensor.Dense // the factor, pred's shape and dtype; nil once handed out
+	fresh bool          // written by the last forward, not taken since
+	busy  bool          // a forward is writing buf, or a diff op is reading it
+}
+
+// want records that a gradient was asked of the op: from now on its forward saves the factor.
+func (s *saved) want() {
+	if s != nil {
+		s.wanted.Store(true)
+	}
+}
+
+// beginForward returns the entry and buffer the forward should write the factor into, or nils
+// when it should not save (no gradient asked, or the entry is in use). A non-nil entry must be
+// ended with endForward; dt and shape are pred's.
+func (s *saved) beginForward(vals []G.Value, dt tensor.Dtype, shape tensor.Shape) (*saveEntry, *tensor.Dense) {
+	if s == nil || !s.wanted.Load() {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.lookup(vals[0])
+	if e == nil {
+		e = &saveEntry{key: vals[0]}
+		if len(s.entries) >= maxSaves {
+			for i, old := range s.entries {
+				if !old.busy {
+					s.entries = append(s.entries[:i], s.entries[i+1:]...)
+					break
+				}
+			}
+		}
+		if len(s.entries) >= maxSaves {
+			return nil, nil
+		}
+		s.entries = append(s.entries, e)
+	}
+	if e.busy {
+		return nil, nil
+	}
+	e.busy, e.fresh = true, false
+	if e.buf == nil || e.buf.Dtype() != dt || !e.buf.Shape().Eq(shape) {
+		e.buf = tensor.New(tensor.Of(dt), tensor.WithShape(shape.Clone()...))
+	}
+	return e, e.buf
+}
+
+// endForward records what the forward read and returned, making the save fresh; ok false (the
+// forward failed) leaves it stale.
+func (s *saved) endForward(e *saveEntry, vals []G.Value, out G.Value, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.busy = false
+	if !ok {
+		return
+	}
+	e.read = [4]G.Value{}
+	copy(e.read[:], vals)
+	e.out = out
+	e.fresh = true
+}
+
+// take returns the fresh save matching the forward inputs vals and output out, or nil. With
+// handOut the buffer leaves the entry (it becomes a gradient value); without, the caller reads it
+// and must call release.
+func (s *saved) take(vals []G.Value, out G.Value, handOut bool) (*saveEntry, *tensor.Dense) {
+	if s == nil || len(vals) == 0 || len(vals) > 4 {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.lookup(vals[0])
+	if e == nil || !e.fresh || e.busy || e.buf == nil || !sameValue(e.out, out) {
+		return nil, nil
+	}
+	for i, v := range vals {
+		if !sameValue(e.read[i], v) {
+			return nil, nil
+		}
+	}
+	buf := e.buf
+	e.fresh = false
+	if handOut {
+		e.buf = nil
+		return nil, buf
+	}
+	e.busy = true
+	return e, buf
+}
+
+// release ends a read started by take without handOut.
+func (s *saved) release(e *saveEntry) {
+	if e == nil {
+		return
+	}
+	s.mu.Lock()
+	e.busy = false
+	s.mu.Unlock()
+}
+
+// lookup finds key's entry and moves it to the end (most recently used). s.mu is held.
+func (s *saved) lookup(key G.Value) *saveEntry {
+	for i, e := range s.entries {
+		if sameValue(e.key, key) {
+			copy(s.entries[i:], s.entries[i+1:])
+			s.entries[len(s.entries)-1] = e
+			return e
+		}
+	}
+	return nil
+}
+
+// sameValue reports whether a and b are the same value object (pointer identity; values of
+// other kinds never match, so an unknown kind only costs the recomputation).
+func sameValue(a, b G.Value) bool {
+	switch x := a.(type) {
+	case *tensor.Dense:
+		y, ok := b.(*tensor.Dense)
+		return ok && x == y
+	case *G.F64:
+		y, ok := b.(*G.F64)
+		return ok && x == y
+	case *G.F32:
+		y, ok := b.(*G.F32)
+		return ok && x == y
+	}
+	return false
+}
