@@ -38,11 +38,17 @@ import (
 type saved struct {
 	wanted atomic.Bool // a gradient was asked of this op: its forward saves the factor
 
+	// taken and recomputed count the diff op's two paths (for tests and profiling).
+	taken, recomputed atomic.Int64
+
 	mu      sync.Mutex
 	entries []*saveEntry // most recently used last
 }
 
 const maxSaves = 4
+
+// neverSave turns saving off, so that tests can compare the recomputation with the save.
+var neverSave = false
 
 type saveEntry struct {
 	key   G.Value       // pred's value as given to Do
@@ -64,7 +70,7 @@ func (s *saved) want() {
 // when it should not save (no gradient asked, or the entry is in use). A non-nil entry must be
 // ended with endForward; dt and shape are pred's.
 func (s *saved) beginForward(vals []G.Value, dt tensor.Dtype, shape tensor.Shape) (*saveEntry, *tensor.Dense) {
-	if s == nil || !s.wanted.Load() {
+	if s == nil || !s.wanted.Load() || neverSave {
 		return nil, nil
 	}
 	s.mu.Lock()
@@ -121,13 +127,16 @@ func (s *saved) take(vals []G.Value, out G.Value, handOut bool) (*saveEntry, *te
 	defer s.mu.Unlock()
 	e := s.lookup(vals[0])
 	if e == nil || !e.fresh || e.busy || e.buf == nil || !sameValue(e.out, out) {
+		s.recomputed.Add(1)
 		return nil, nil
 	}
 	for i, v := range vals {
 		if !sameValue(e.read[i], v) {
+			s.recomputed.Add(1)
 			return nil, nil
 		}
 	}
+	s.taken.Add(1)
 	buf := e.buf
 	e.fresh = false
 	if handOut {

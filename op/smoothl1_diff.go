@@ -104,8 +104,8 @@ func (o smoothL1Op) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Nod
 			continue // no gradient buffer: nothing asks for this input's gradient
 		}
 		buf, ok := gv.(*tensor.Dense)
-		if !ok || !buf.Shape().Eq(o.shape) || buf.Dtype() != dense[0].Dtype() || buf.RequiresIterator() {
-			return fmt.Errorf("op: %v.DoDiff: %s's gradient buffer is %T %v, want a contiguous %v %v", o, name, gv, values.ShapeOf(gv), dense[0].Dtype(), o.shape)
+		if !ok || !buf.Shape().Eq(o.shape) || buf.Dtype() != dense[0].Dtype() {
+			return fmt.Errorf("op: %v.DoDiff: %s's gradient buffer is %T %v, want %v %v", o, name, gv, values.ShapeOf(gv), dense[0].Dtype(), o.shape)
 		}
 		buffers[i] = buf
 	}
@@ -127,31 +127,51 @@ func accumulateGrad[T float](o smoothL1Op, dense []*tensor.Dense, factor *tensor
 	if err != nil {
 		return err
 	}
-	var f []T
+	d := make([]T, o.shape.TotalSize())
 	if factor != nil {
-		f = factor.Data().([]T)
+		copy(d, factor.Data().([]T))
 	} else {
-		f = make([]T, o.shape.TotalSize())
-		gradPred(&o.p, slicesOf[T](o, dense), nil, o.factorNorm(), f)
+		gradPred(&o.p, slicesOf[T](o, dense), nil, o.factorNorm(), d)
+	}
+	if g != nil {
+		mulInPlace(d, g)
+	} else {
+		scaleInPlace(d, scale)
 	}
 	for k, buf := range buffers {
-		if buf == nil {
-			continue
-		}
-		dst := buf.Data().([]T)[:len(f)]
-		for i, fi := range f {
-			var d T
-			if g != nil {
-				d = T(float64(g[i]) * float64(fi))
-			} else {
-				d = T(scale * float64(fi))
-			}
-			if k == 0 {
-				dst[i] += d
-			} else {
-				dst[i] -= d
+		if buf != nil {
+			if err := accumulate(buf, d, k == 1); err != nil {
+				return fmt.Errorf("op: %v.DoDiff: %w", o, err)
 			}
 		}
+	}
+	return nil
+}
+
+// accumulate adds d (row-major) into the gradient buffer buf, or subtracts it, element by
+// element: buf may be a view when its node's value is one.
+func accumulate[T float](buf *tensor.Dense, d []T, subtract bool) error {
+	offsets, err := values.Offsets(buf)
+	if err != nil {
+		return err
+	}
+	dst, ok := buf.Data().([]T)
+	if !ok {
+		return fmt.Errorf("gradient buffer has dtype %v", buf.Dtype())
+	}
+	sign := T(1)
+	if subtract {
+		sign = -1
+	}
+	if offsets == nil {
+		dst = dst[:len(d)]
+		for i, v := range d {
+			dst[i] += sign * v
+		}
+		return nil
+	}
+	for i, off := range offsets {
+		dst[off] += sign * d[i]
 	}
 	return nil
 }
@@ -484,24 +504,20 @@ func (n negOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Node) er
 	}
 	u, ok1 := up.(*tensor.Dense)
 	buf, ok2 := gv.(*tensor.Dense)
-	if !ok1 || !ok2 || !u.Shape().Eq(n.shape) || !buf.Shape().Eq(n.shape) || u.Dtype() != buf.Dtype() || buf.RequiresIterator() {
-		return fmt.Errorf("op: %v.DoDiff: gradients %T %v and %T %v, want contiguous tensors of shape %v", n, up, values.ShapeOf(up), gv, values.ShapeOf(gv), n.shape)
+	if !ok1 || !ok2 || !u.Shape().Eq(n.shape) || !buf.Shape().Eq(n.shape) || u.Dtype() != buf.Dtype() {
+		return fmt.Errorf("op: %v.DoDiff: gradients %T %v and %T %v, want tensors of shape %v", n, up, values.ShapeOf(up), gv, values.ShapeOf(gv), n.shape)
 	}
 	if u, err = values.Contiguous(u); err != nil {
 		return fmt.Errorf("op: %v.DoDiff: %w", n, err)
 	}
-	switch dst := buf.Data().(type) {
+	switch src := u.Data().(type) {
 	case []float64:
-		subInto(dst, u.Data().([]float64))
+		err = accumulate(buf, src, true)
 	case []float32:
-		subInto(dst, u.Data().([]float32))
+		err = accumulate(buf, src, true)
+	}
+	if err != nil {
+		return fmt.Errorf("op: %v.DoDiff: %w", n, err)
 	}
 	return nil
-}
-
-func subInto[T float](dst, src []T) {
-	src = src[:len(dst)]
-	for i, v := range src {
-		dst[i] -= v
-	}
 }

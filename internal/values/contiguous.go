@@ -78,12 +78,20 @@ func dataLen(d *tensor.Dense) int {
 	return -1
 }
 
-// gather copies the elements of d, whose data (starting at the view's first element) is src,
-// into a new row-major tensor: element (i_0, ..., i_k) is src[Σ i_j * stride_j].
-func gather[T any](d *tensor.Dense, src []T, dt tensor.Dtype) (*tensor.Dense, error) {
-	shape := d.Shape()
-	strides := d.Strides()
-	size := shape.TotalSize()
+// Offsets returns, for each element of d in row-major order, its index in d.Data(): the layout
+// of a view, to read it (Contiguous) or to write into it (a gradient buffer a machine made in the
+// shape of a view). It returns nil for a contiguous tensor, whose element i is Data()[i].
+func Offsets(d *tensor.Dense) ([]int, error) {
+	if d == nil || d.IsScalar() || d.Shape().TotalSize() == 0 {
+		return nil, nil
+	}
+	shape, strides := d.Shape(), d.Strides()
+	if len(strides) != len(shape) {
+		return nil, fmt.Errorf("values: tensor of shape %v has strides %v", shape, strides)
+	}
+	if rowMajor(shape, strides) && !d.DataOrder().IsColMajor() && dataLen(d) >= shape.TotalSize() {
+		return nil, nil
+	}
 	last := 0
 	for k, n := range shape {
 		if strides[k] < 0 {
@@ -91,14 +99,14 @@ func gather[T any](d *tensor.Dense, src []T, dt tensor.Dtype) (*tensor.Dense, er
 		}
 		last += (n - 1) * strides[k]
 	}
-	if last >= len(src) {
-		return nil, fmt.Errorf("values: tensor of shape %v and strides %v needs %d elements, its data has %d", shape, strides, last+1, len(src))
+	if n := dataLen(d); last >= n {
+		return nil, fmt.Errorf("values: tensor of shape %v and strides %v needs %d elements, its data has %d", shape, strides, last+1, n)
 	}
-	out := make([]T, size)
+	out := make([]int, shape.TotalSize())
 	idx := make([]int, len(shape))
 	off := 0
 	for i := range out {
-		out[i] = src[off]
+		out[i] = off
 		// advance the row-major index, carrying into the earlier axes
 		for k := len(shape) - 1; k >= 0; k-- {
 			idx[k]++
@@ -110,5 +118,19 @@ func gather[T any](d *tensor.Dense, src []T, dt tensor.Dtype) (*tensor.Dense, er
 			idx[k] = 0
 		}
 	}
-	return tensor.New(tensor.Of(dt), tensor.WithShape(shape.Clone()...), tensor.WithBacking(out)), nil
+	return out, nil
+}
+
+// gather copies the elements of d, whose data (starting at the view's first element) is src,
+// into a new row-major tensor: element (i_0, ..., i_k) is src[Σ i_j * stride_j].
+func gather[T any](d *tensor.Dense, src []T, dt tensor.Dtype) (*tensor.Dense, error) {
+	offsets, err := Offsets(d)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, d.Shape().TotalSize())
+	for i, off := range offsets {
+		out[i] = src[off]
+	}
+	return tensor.New(tensor.Of(dt), tensor.WithShape(d.Shape().Clone()...), tensor.WithBacking(out)), nil
 }
