@@ -16,25 +16,31 @@ import (
 //	factor_i = T( norm * w_out_i * w_in_i * f'(x_i) )      (T: the dtype; norm 1 for None)
 //
 // into a buffer of pred's shape that the op owns. The diff op then only multiplies it by the
-// upstream gradient, in place, and returns the buffer as dL/dpred: one read of the four inputs
-// per training step instead of two. The buffer it hands out is never written again by the op
-// (the next forward allocates a fresh one), so a gradient value stays what it was when
-// returned, as with every other gorgonia op.
+// upstream gradient, in place (nothing to do for an upstream of 1, the usual case), and returns
+// the buffer as dL/dpred: one read of the four inputs per training step instead of two, and no
+// gradient tensor allocated per step.
+//
+// The buffer is reused: the next run's forward rewrites it. That is safe for the machines,
+// because the TapeMachine reruns only after Reset, which empties every register (so no register
+// of a later step can hold it before the diff op hands it out again), and the LispMachine's
+// DoDiff only reads it. It means, as with PyTorch's .grad, that the gradient value of one run is
+// overwritten by the next: copy it to keep it.
 //
 // The save is owned by one entry, written in one place (the forward) and checked before use. The
 // diff op takes it only when every check passes:
 //   - the forward wrote it and nobody has taken it since (fresh);
 //   - the forward read the very values the diff op is given (the same pred, target and weight
-//     values, and the same forward output value: same step, same node);
+//     values, and the same forward output value: same run, same node);
 //   - no forward or diff op is using it at that moment (busy).
 //
-// Otherwise, and always for second-order ops, it recomputes the factor from the inputs with the
-// same arithmetic (gradPred), so both paths give the same bits. A gradient asked twice, two
-// losses on the same inputs, a changed value between runs or a forward that did not run all fall
-// back to the recomputation, never to a stale save.
+// Otherwise, and always for second-order ops, it recomputes the factor from the inputs into a
+// new tensor, with the same arithmetic (gradPred), so both paths give the same bits. A gradient
+// asked twice, two losses on the same inputs, a changed value between runs or a forward that did
+// not run all fall back to the recomputation, never to a stale save.
 //
 // Entries are keyed by the pred value, so an op value shared between graphs (Node.Op applied
-// elsewhere) keeps one save per graph; at most maxSaves are kept.
+// elsewhere) keeps one save per graph; at most maxSaves are kept. Two graphs run at once that
+// share both the op value and the pred tensor share its buffer: give each graph its own op.
 type saved struct {
 	wanted atomic.Bool // a gradient was asked of this op: its forward saves the factor
 
@@ -54,7 +60,7 @@ type saveEntry struct {
 	key   G.Value       // pred's value as given to Do
 	read  [4]G.Value    // the input values the forward read (nil past Arity)
 	out   G.Value       // the value the forward returned
-	buf   *tensor.Dense // the factor, pred's shape and dtype; nil once handed out
+	buf   *tensor.Dense // the factor, pred's shape and dtype (also the gradient once handed out)
 	fresh bool          // written by the last forward, not taken since
 	busy  bool          // a forward is writing buf, or a diff op is reading it
 }
@@ -117,8 +123,8 @@ func (s *saved) endForward(e *saveEntry, vals []G.Value, out G.Value, ok bool) {
 }
 
 // take returns the fresh save matching the forward inputs vals and output out, or nil. With
-// handOut the buffer leaves the entry (it becomes a gradient value); without, the caller reads it
-// and must call release.
+// handOut the buffer becomes the caller's gradient value until the next forward; without, the
+// caller reads it and must call release.
 func (s *saved) take(vals []G.Value, out G.Value, handOut bool) (*saveEntry, *tensor.Dense) {
 	if s == nil || len(vals) == 0 || len(vals) > 4 {
 		return nil, nil
@@ -140,7 +146,6 @@ func (s *saved) take(vals []G.Value, out G.Value, handOut bool) (*saveEntry, *te
 	buf := e.buf
 	e.fresh = false
 	if handOut {
-		e.buf = nil
 		return nil, buf
 	}
 	e.busy = true

@@ -262,7 +262,7 @@ func upstream[T float](o smoothL1Op, up G.Value) (g []T, scale float64, err erro
 }
 
 // backward returns dL/dpred: the forward's saved factor when it is fresh for these very values
-// (handed out: the op never writes it again), else a recomputed one, multiplied by the upstream.
+// (saved.go), else a recomputed one, multiplied by the upstream in place.
 func backward[T float](o smoothL1Op, dense []*tensor.Dense, vals []G.Value, up G.Value, prealloc G.Value) (G.Value, error) {
 	g, scale, err := upstream[T](o, up)
 	if err != nil {
