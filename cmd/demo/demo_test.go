@@ -3,12 +3,15 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/detlab/smoothl1/internal/crashtest"
 	"github.com/detlab/smoothl1/rpn"
 )
 
@@ -174,4 +177,67 @@ func TestTrainDeterministic(t *testing.T) {
 			t.Fatalf("step %d: %+v vs %+v", i+1, a[i], b[i])
 		}
 	}
+}
+
+// TestRejectsBadFlags: non-finite or non-positive flags are errors naming the flag and the value,
+// before any work.
+func TestRejectsBadFlags(t *testing.T) {
+	base := Options{Steps: 5, Batch: 2, LR: 0.003, Sigma: 3, Seed: 1, Quiet: true, ImageSize: 32, HeldOut: 2, Out: t.TempDir()}
+	for _, c := range []struct {
+		name string
+		edit func(*Options)
+		want string
+	}{
+		{"lr +Inf", func(o *Options) { o.LR = math.Inf(1) }, "-lr must be a finite number > 0, got +Inf"},
+		{"lr NaN", func(o *Options) { o.LR = math.NaN() }, "-lr must be a finite number > 0, got NaN"},
+		{"lr 0", func(o *Options) { o.LR = 0 }, "-lr must be a finite number > 0, got 0"},
+		{"sigma +Inf", func(o *Options) { o.Sigma = math.Inf(1) }, "-sigma must be a finite number > 0, got +Inf"},
+		{"steps 0", func(o *Options) { o.Steps = 0 }, "-steps must be > 0, got 0"},
+		{"size 8", func(o *Options) { o.ImageSize = 8 }, "-size must be >= 16, got 8"},
+	} {
+		o := base
+		c.edit(&o)
+		if _, _, err := Run(o, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestDivergenceStops: with a learning rate of 1e30 the parameters blow up after the first update;
+// training stops at the first non-finite value with a DivergedError naming the step and
+// suggesting a smaller -lr, and keeps metrics.csv up to the last finite step and a summary.json
+// that says the run diverged. Before the NaN watch and the checks, gorgonia's maxPoolDiffOp
+// panicked inside RunAll's goroutine, so the case runs in a child process.
+func TestDivergenceStops(t *testing.T) {
+	if !crashtest.InChild(t) {
+		return
+	}
+	for _, lr := range []float64{1e30, 1e300} {
+		out := t.TempDir()
+		sum, metrics, err := Run(Options{Steps: 20, Batch: 2, LR: lr, Sigma: 3, Seed: 3, Out: out, Quiet: true, ImageSize: 32, HeldOut: 2}, nil)
+		var de *DivergedError
+		if !errors.As(err, &de) || !strings.Contains(err.Error(), "smaller -lr") {
+			t.Fatalf("lr %v: %v, want a DivergedError suggesting a smaller -lr", lr, err)
+		}
+		if sum == nil || !sum.Diverged || sum.DivergedAt != de.Step || sum.Steps != len(metrics) || de.Step > 20 {
+			t.Fatalf("lr %v: summary %+v, error step %d, %d metrics", lr, sum, de.Step, len(metrics))
+		}
+		rows, err := csv.NewReader(strings.NewReader(readFile(t, filepath.Join(out, "metrics.csv")))).ReadAll()
+		if err != nil || len(rows) != len(metrics)+1 {
+			t.Fatalf("lr %v: metrics.csv has %d rows (%v), want %d", lr, len(rows), err, len(metrics)+1)
+		}
+		var keys map[string]any
+		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(out, "summary.json"))), &keys); err != nil || keys["diverged"] != true {
+			t.Fatalf("lr %v: summary.json %v (%v), want diverged: true", lr, keys, err)
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

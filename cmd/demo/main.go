@@ -27,6 +27,9 @@ func main() {
 	sum, _, err := Run(o, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		if sum != nil && sum.Diverged {
+			fmt.Fprintf(os.Stderr, "wrote %s/{metrics.csv,summary.json} for the %d steps before it\n", o.Out, sum.Steps)
+		}
 		os.Exit(1)
 	}
 	fmt.Printf("trained %d steps in %.1fs\n", sum.Steps, sum.Seconds)

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/detlab/smoothl1/internal/values"
 	"github.com/detlab/smoothl1/rpn"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -37,7 +40,51 @@ type Summary struct {
 	LossLast     float64 `json:"loss_last"`
 	RecallBefore float64 `json:"recall_before"`
 	RecallAfter  float64 `json:"recall_after"`
+	// Diverged says training stopped at step DivergedAt on a non-finite loss or parameter; the
+	// other fields then describe the steps before it.
+	Diverged   bool `json:"diverged"`
+	DivergedAt int  `json:"diverged_at_step,omitempty"`
 }
+
+// finite reports whether v is a finite number (not NaN, not ±Inf).
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// validate checks the options, naming the flag and its value.
+func (o Options) validate() error {
+	switch {
+	case o.Steps <= 0:
+		return fmt.Errorf("demo: -steps must be > 0, got %d", o.Steps)
+	case o.Batch <= 0:
+		return fmt.Errorf("demo: -batch must be > 0, got %d", o.Batch)
+	case !(o.LR > 0) || !finite(o.LR):
+		return fmt.Errorf("demo: -lr must be a finite number > 0, got %v", o.LR)
+	case !(o.Sigma > 0) || !finite(o.Sigma):
+		return fmt.Errorf("demo: -sigma must be a finite number > 0, got %v", o.Sigma)
+	case o.HeldOut <= 0:
+		return fmt.Errorf("demo: -heldout must be > 0, got %d", o.HeldOut)
+	case o.ImageSize < 16:
+		return fmt.Errorf("demo: -size must be >= 16, got %d", o.ImageSize)
+	}
+	return nil
+}
+
+// DivergedError is returned when training meets a non-finite loss or parameter.
+type DivergedError struct {
+	Step   int
+	What   string
+	LR     float64
+	Reason error // gorgonia's NaN watch, when it stopped the run
+}
+
+func (e *DivergedError) Error() string {
+	s := fmt.Sprintf("demo: training diverged at step %d: %s; try a smaller -lr (now %v)", e.Step, e.What, e.LR)
+	if e.Reason != nil {
+		s += " (" + e.Reason.Error() + ")"
+	}
+	return s
+}
+
+func (e *DivergedError) Unwrap() error { return e.Reason }
 
 // Metric is one training step's losses.
 type Metric struct {
@@ -60,9 +107,8 @@ func anchorsFor(size, featH, featW int) (*rpn.Anchors, error) {
 // Run trains the toy RPN and writes metrics.csv, loss.png, proposals.png and summary.json to
 // opts.Out. Progress goes to log (nil: none).
 func Run(opts Options, log io.Writer) (*Summary, []Metric, error) {
-	if opts.Steps <= 0 || opts.Batch <= 0 || !(opts.LR > 0) || !(opts.Sigma > 0) || opts.ImageSize < 16 || opts.HeldOut <= 0 {
-		return nil, nil, fmt.Errorf("demo: steps (%d), batch (%d), lr (%v), sigma (%v), held-out (%d) must be > 0 and image size (%d) >= 16",
-			opts.Steps, opts.Batch, opts.LR, opts.Sigma, opts.HeldOut, opts.ImageSize)
+	if err := opts.validate(); err != nil {
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return nil, nil, err
@@ -109,7 +155,9 @@ func Run(opts Options, log io.Writer) (*Summary, []Metric, error) {
 		return nil, nil, err
 	}
 
-	m := G.NewTapeMachine(net.G, G.BindDualValues(net.Learnables...))
+	// The NaN watch stops a run whose values went NaN with an error, before gorgonia's backward
+	// ops index with them (maxPoolDiffOp panics on a NaN activation).
+	m := G.NewTapeMachine(net.G, G.BindDualValues(net.Learnables...), G.WithNaNWatch())
 	defer m.Close()
 	solver := G.NewAdamSolver(G.WithLearnRate(opts.LR))
 	var bar *progress
@@ -137,13 +185,22 @@ func Run(opts Options, log io.Writer) (*Summary, []Metric, error) {
 			return nil, nil, err
 		}
 		if err := m.RunAll(); err != nil {
+			if strings.Contains(err.Error(), "NaN found") {
+				return diverged(opts, metrics, &DivergedError{Step: step, What: "a value became NaN", LR: opts.LR, Reason: err})
+			}
 			return nil, nil, fmt.Errorf("demo: step %d: %w", step, err)
+		}
+		mt := Metric{Step: step, Total: scalar(totalV), Cls: scalar(clsV), Reg: scalar(regV)}
+		if !finite(mt.Total) {
+			return diverged(opts, metrics, &DivergedError{Step: step, What: fmt.Sprintf("the loss is %v", mt.Total), LR: opts.LR})
 		}
 		if err := solver.Step(G.NodesToValueGrads(net.Learnables)); err != nil {
 			return nil, nil, fmt.Errorf("demo: step %d: solver: %w", step, err)
 		}
-		mt := Metric{Step: step, Total: scalar(totalV), Cls: scalar(clsV), Reg: scalar(regV)}
 		metrics = append(metrics, mt)
+		if name, ok := finiteParams(net.Learnables); !ok {
+			return diverged(opts, metrics, &DivergedError{Step: step, What: "the update made parameter " + name + " non-finite", LR: opts.LR})
+		}
 		m.Reset()
 		bar.update(step, mt.Total, mt.Cls, mt.Reg)
 	}
@@ -176,6 +233,38 @@ func Run(opts Options, log io.Writer) (*Summary, []Metric, error) {
 		return nil, nil, err
 	}
 	return sum, metrics, nil
+}
+
+// diverged writes what the run has so far (metrics.csv up to the last finite step and a
+// summary.json saying where it diverged) and returns err.
+func diverged(opts Options, metrics []Metric, err *DivergedError) (*Summary, []Metric, error) {
+	sum := &Summary{Steps: len(metrics), Diverged: true, DivergedAt: err.Step}
+	if k := min(10, len(metrics)); k > 0 {
+		sum.LossFirst, sum.LossLast = meanTotal(metrics[:k]), meanTotal(metrics[len(metrics)-k:])
+	}
+	if werr := writeCSV(filepath.Join(opts.Out, "metrics.csv"), metrics); werr != nil {
+		return nil, metrics, fmt.Errorf("%w; writing metrics.csv: %v", err, werr)
+	}
+	b, jerr := json.MarshalIndent(sum, "", "  ")
+	if jerr == nil {
+		jerr = os.WriteFile(filepath.Join(opts.Out, "summary.json"), append(b, '\n'), 0o644)
+	}
+	if jerr != nil {
+		return nil, metrics, fmt.Errorf("%w; writing summary.json: %v", err, jerr)
+	}
+	return sum, metrics, err
+}
+
+// finiteParams reports whether every learnable's value is finite, naming the first that is not.
+func finiteParams(learnables G.Nodes) (string, bool) {
+	for _, n := range learnables {
+		for _, v := range values.Float64s(n.Value()) {
+			if !finite(v) {
+				return n.Name(), false
+			}
+		}
+	}
+	return "", true
 }
 
 func meanTotal(ms []Metric) float64 {
