@@ -36,23 +36,47 @@
 //	f'(x)  = sigma^2 * x  if |x| < 1/sigma^2,  sign(x) otherwise,  0 at x = 0
 //	f''(x) = sigma^2      if |x| < 1/sigma^2,  0 otherwise
 //
-//	dL/dpred_i   = g * norm * w_out_i * w_in_i * f'(x_i)
-//	dL/dtarget_i = -dL/dpred_i
+//	dL/dpred_i   = g * (norm * w_out_i * w_in_i * f'(x_i))
+//	dL/dtarget_i = -dL/dpred_i                                  (WithTargetGrad only)
 //
 // where g is the upstream gradient and norm is 1 (Sum), 1/N (Mean) or 1/remaining (SumDims).
 // The branch mask |x| < beta carries no gradient (the seed's .detach()), and the weights are
 // constants (as in Caffe): no gradient flows to them. At x = 0 with beta = 0 the gradient is 0,
 // not PyTorch 1.13's -1 (pytorch/pytorch#96813).
 //
-// SymDiff (TapeMachine, G.Grad) applies a diff op that computes dL/dpred in one pass, and its
-// negation for target (skipped with WithoutTargetGrad). DoDiff (LispMachine) adds the same values
-// into the inputs' gradient buffers. The diff op is differentiable in turn, with the second
-// derivative above, so Hessian-vector products through G.Grad twice are exact.
+// Targets are data by default: the op reports a gradient for pred only, and G.Grad(loss, target)
+// is gorgonia's "Non Differentiable WRTs" error. WithTargetGrad adds the target's gradient, the
+// negation of pred's.
+//
+// SymDiff (TapeMachine, G.Grad) applies a diff op to the forward's inputs, the forward's output
+// (so every machine runs it after the forward) and the upstream gradient; DoDiff (LispMachine)
+// adds the same values into the inputs' gradient buffers. The diff op is differentiable in turn,
+// with the second derivative above, so Hessian-vector products through G.Grad twice are exact.
+//
+// # Saving for backward
+//
+// Once a gradient is asked of the loss, the forward writes, in the same sweep that sums the loss,
+// factor_i = T(norm * w_out_i * w_in_i * f'(x_i)) into a buffer the op owns (T: the dtype). The
+// diff op multiplies it by g in place (g = 1, the usual case, costs nothing) and returns it: one
+// read of the inputs per training step, no gradient tensor allocated per step. The save is taken
+// only if the forward wrote it for these very input values and output in this run and nobody
+// took it since; otherwise (a gradient asked twice, a changed value, second order) the factor is
+// recomputed from the inputs with the same arithmetic, so both paths give the same bits. The
+// returned gradient is that buffer, rewritten by the next run (as PyTorch's .grad): copy it to
+// keep it. The TapeMachine reruns only after Reset, which empties its registers, so no other
+// node can hold the buffer when the forward rewrites it. Details in saved.go.
+//
+// # Inputs
+//
+// Every input may be a view (a column Slice, a .T(), a column-major tensor): it is read through a
+// row-major copy, and a contiguous tensor costs nothing extra. Targets, weights and even pred may
+// be constants (G.NewConstant), as with gorgonia's own ops; all-constant inputs are an error, since
+// there is no graph to build in. Empty tensors work through G.Grad on both machines.
 //
 // # Errors
 //
 // The constructors validate everything once and return an error naming the argument and the
-// values: nil nodes, nodes of different graphs, scalar inputs (rank >= 1 is required), dtypes
+// values: nil nodes, nodes of different graphs (constants belong to none), scalar inputs (rank >= 1 is required), dtypes
 // other than float32/float64 or mixed, shape mismatches, sigma <= 0, NaN or Inf, beta < 0, NaN or
 // Inf, dims out of range or repeated. NaN and Inf in the data propagate as in PyTorch.
 package op
