@@ -10,7 +10,10 @@ Workloads (as the Go benchmarks):
   * Smooth L1, 16x36x64x64 float32 (batch 16, 9 anchors x 4 deltas, 64x64 map), sigma 3, forward +
     backward: the seed's _smooth_l1_loss (inside/outside weights, dim [1]) and the vectorised,
     unweighted F.smooth_l1_loss (beta 1/9, mean), with 1 and 2 threads.
-    Go: BenchmarkSmoothL1_2_36M/float32/fwdbwd (weights, sumdims) in package op.
+    Go: BenchmarkSmoothL1_2_36M/float32/fwdbwd in package op, the user's default path
+    (op.SmoothL1Loss(pred, target, in, out, 3, 1, 2, 3), G.Grad(loss, pred), a TapeMachine run and
+    Reset), beside .../floor, the memory floor (one pass on GOMAXPROCS goroutines reading the four
+    inputs once and writing one tensor).
   * RPN: 8 images of 1024x1024, 64x64 feature map, 9 anchors, 20 gt each: torchvision's
     assign_targets_to_anchors + box_coder.encode + compute_loss (sampler inside) forward +
     backward. Go: BenchmarkAssignAndLoss8x64x64Torchvision in package rpn.
@@ -98,8 +101,8 @@ def rpn_workload(threads):
     return timeit(step)
 
 
-def go_bench(pkg, pattern):
-    out = subprocess.run(["go", "test", "-run", "^$", "-bench", pattern, "-benchtime", "2s", pkg],
+def go_bench(pkg, pattern, benchtime="2s"):
+    out = subprocess.run(["go", "test", "-run", "^$", "-bench", pattern, "-benchtime", benchtime, pkg],
                          capture_output=True, text=True, check=True).stdout
     res = {}
     for line in out.splitlines():
@@ -109,23 +112,52 @@ def go_bench(pkg, pattern):
     return res
 
 
+def interleaved_l1(rounds):
+    """The op's headline comparison, side by side: each round times F.smooth_l1_loss on 2 threads,
+    then the Go default path and the memory floor, so that the machine's load hits both alike.
+    Returns per-round (torch, go, floor) seconds."""
+    out = []
+    for _ in range(rounds):
+        torch.set_num_threads(2)
+        g = torch.Generator().manual_seed(7)
+        shape = (16, 36, 64, 64)
+        pred = (torch.randn(shape, generator=g) * 0.3).float().requires_grad_(True)
+        target = (torch.randn(shape, generator=g) * 0.3).float()
+
+        def functional():
+            pred.grad = None
+            F.smooth_l1_loss(pred, target, beta=1.0 / 9, reduction="mean").backward()
+
+        t = timeit(functional, 1.0)
+        go = go_bench("./op", "SmoothL1_2_36M/float32/(fwdbwd|floor)$", "1s")
+        out.append((t, go.get("BenchmarkSmoothL1_2_36M/float32/fwdbwd"), go.get("BenchmarkSmoothL1_2_36M/float32/floor")))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-go", action="store_true")
+    ap.add_argument("--only", choices=["l1", "rpn"], help="one workload only")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the op's headline comparison")
     args = ap.parse_args()
     print("torch", torch.__version__)
     rows = []
-    for threads in (1, 2):
-        seed, func = smooth_l1_workloads(threads)
-        rows.append(("torch seed _smooth_l1_loss fwd+bwd, %d thread(s)" % threads, seed))
-        rows.append(("torch F.smooth_l1_loss fwd+bwd, %d thread(s)" % threads, func))
-    for threads in (1, 2):
-        rows.append(("torchvision assign+encode+compute_loss fwd+bwd, %d thread(s)" % threads, rpn_workload(threads)))
+    if args.only != "rpn":
+        for threads in (1, 2):
+            seed, func = smooth_l1_workloads(threads)
+            rows.append(("torch seed _smooth_l1_loss fwd+bwd, %d thread(s)" % threads, seed))
+            rows.append(("torch F.smooth_l1_loss fwd+bwd, %d thread(s)" % threads, func))
+    if args.only != "l1":
+        for threads in (1, 2):
+            rows.append(("torchvision assign+encode+compute_loss fwd+bwd, %d thread(s)" % threads, rpn_workload(threads)))
     go = {}
     if not args.no_go:
-        go.update(go_bench("./op", "SmoothL1_2_36M/float32/fwdbwd"))
-        go.update(go_bench("./rpn", "AssignAndLoss8x64x64Torchvision$"))
+        if args.only != "rpn":
+            go.update(go_bench("./op", "SmoothL1_2_36M/float32/(fwdbwd|floor)$"))
+        if args.only != "l1":
+            go.update(go_bench("./rpn", "AssignAndLoss8x64x64Torchvision$"))
     go_l1 = go.get("BenchmarkSmoothL1_2_36M/float32/fwdbwd")
+    go_floor = go.get("BenchmarkSmoothL1_2_36M/float32/floor")
     go_rpn = go.get("BenchmarkAssignAndLoss8x64x64Torchvision")
     print("%-66s %10s %10s" % ("workload", "ms", "x Go"))
     for name, sec in rows:
@@ -133,7 +165,16 @@ def main():
         ratio = "%.1fx" % (sec / ref) if ref else "-"
         print("%-66s %10.2f %10s" % (name, sec * 1e3, ratio))
     if go_l1:
-        print("%-66s %10.2f" % ("Go op.SmoothL1 fwd+bwd (TapeMachine, weights, GOMAXPROCS=2)", go_l1 * 1e3))
+        print("%-66s %10.2f" % ("Go op.SmoothL1Loss fwd+bwd, default path (TapeMachine, GOMAXPROCS=2)", go_l1 * 1e3))
+    if go_floor:
+        print("%-66s %10.2f %9.2fx" % ("Go memory floor (read 4 inputs once, write 1; x = default / floor)", go_floor * 1e3, go_l1 / go_floor if go_l1 else 0))
+    if args.only != "rpn" and not args.no_go and args.rounds > 0:
+        print("\ninterleaved rounds: F.smooth_l1_loss (2 threads) | Go default path | memory floor, ms; Go / torch; Go / floor")
+        res = interleaved_l1(args.rounds)
+        for t, go, fl in res:
+            print("  %8.2f | %8.2f | %8.2f   %.2fx   %.2fx" % (t * 1e3, go * 1e3, fl * 1e3, go / t, go / fl))
+        ratios = sorted(go / t for t, go, _ in res)
+        print("  median Go / torch: %.2fx" % ratios[len(ratios) // 2])
     if go_rpn:
         print("%-66s %10.2f" % ("Go rpn.AssignTargets + rpn.Loss fwd+bwd (torchvision config)", go_rpn * 1e3))
 
