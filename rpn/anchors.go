@@ -17,7 +17,7 @@ func GenerateAnchors(baseSize float64, ratios, scales []float64) [][4]float64 {
 		return nil
 	}
 	w, h := baseSize, baseSize
-	cx, cy := 0.5*(w-1), 0.5*(h-1)
+	cx, cy := float64(0.5*(w-1)), float64(0.5*(h-1))
 	size := w * h
 	out := make([][4]float64, 0, len(ratios)*len(scales))
 	for _, r := range ratios {
@@ -25,7 +25,8 @@ func GenerateAnchors(baseSize float64, ratios, scales []float64) [][4]float64 {
 		hs := math.RoundToEven(ws * r)
 		for _, s := range scales {
 			aw, ah := ws*s, hs*s
-			out = append(out, [4]float64{cx - 0.5*(aw-1), cy - 0.5*(ah-1), cx + 0.5*(aw-1), cy + 0.5*(ah-1)})
+			hw, hh := float64(0.5*(aw-1)), float64(0.5*(ah-1)) // rounded: no FMA (see boxArea)
+			out = append(out, [4]float64{cx - hw, cy - hh, cx + hw, cy + hh})
 		}
 	}
 	return out
@@ -73,7 +74,7 @@ func ShiftAnchors(cell [][4]float64, height, width int, stride float64) ([][4]fl
 	out := make([][4]float64, height*width*A)
 	for y := 0; y < height; y++ {
 		for x := 0; x < width; x++ {
-			sx, sy := float64(x)*stride, float64(y)*stride
+			sx, sy := float64(float64(x)*stride), float64(float64(y)*stride) // no FMA (see boxArea)
 			for a, c := range cell {
 				out[(y*width+x)*A+a] = [4]float64{c[0] + sx, c[1] + sy, c[2] + sx, c[3] + sy}
 			}

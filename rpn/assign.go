@@ -35,7 +35,7 @@ func (an *Anchors) onGrid() bool {
 	}
 	for n, b := range an.Boxes {
 		a, yx := n%an.A, n/an.A
-		sx, sy := float64(yx%an.W)*an.stride, float64(yx/an.W)*an.stride
+		sx, sy := float64(float64(yx%an.W)*an.stride), float64(float64(yx/an.W)*an.stride)
 		c := an.cell[a]
 		if b != [4]float64{c[0] + sx, c[1] + sy, c[2] + sx, c[3] + sy} {
 			return false
@@ -60,8 +60,8 @@ func (an *Anchors) window(grid bool, g [4]float64, runs []run, spans []span) []r
 		return append(runs, run{0, len(an.Boxes), 1})
 	}
 	s := an.stride
-	lo := func(v float64, hi int) int { return max(0, min(hi, int(math.Ceil(v)))) }
-	up := func(v float64, hi int) int { return max(-1, min(hi, int(math.Floor(v)))) }
+	lo := func(v float64, hi int) int { return gridIndex(math.Ceil, v, 0, hi, true) }
+	up := func(v float64, hi int) int { return gridIndex(math.Floor, v, -1, hi, false) }
 	// per cell anchor a: cells whose shifted box reaches into [g0 - 1, g2 + 1] x [g1 - 1, g3 + 1]
 	Y0, Y1 := an.H, -1
 	for a, c := range an.cell {
@@ -80,6 +80,24 @@ func (an *Anchors) window(grid bool, g [4]float64, runs []run, spans []span) []r
 		}
 	}
 	return runs
+}
+
+// gridIndex is round(v) clamped to [lo, hi], clamped in float64 before the conversion: int of
+// a float64 beyond the int range is implementation-defined (amd64 gives MinInt64 for 1e21, so
+// a huge box would reach no cell). Finite boxes and strides give finite or ±Inf v, never NaN;
+// a NaN would give the widest window (lo for a first cell, hi for a last), never a narrower one.
+func gridIndex(round func(float64) float64, v float64, lo, hi int, first bool) int {
+	switch {
+	case math.IsNaN(v) && first:
+		return max(lo, 0)
+	case math.IsNaN(v):
+		return hi
+	case v <= float64(lo):
+		return lo
+	case v >= float64(hi):
+		return hi
+	}
+	return int(round(v))
 }
 
 func (an *Anchors) validate() error {

@@ -25,7 +25,13 @@ func pixelOne(plusOne bool) float64 {
 }
 
 // boxArea is (x2 - x1 + one) * (y2 - y1 + one).
-func boxArea(b [4]float64, one float64) float64 { return (b[2] - b[0] + one) * (b[3] - b[1] + one) }
+// The float64(...) conversions here and in Encode/Decode round each product on its own: without
+// them the compiler may fuse a product and a following add into one FMA on GOAMD64=v3 builds
+// (the Go spec allows it; an explicit conversion forbids it), and results would differ in the
+// last bit between builds.
+func boxArea(b [4]float64, one float64) float64 {
+	return float64((b[2] - b[0] + one) * (b[3] - b[1] + one))
+}
 
 // iouAreas is IoU with the two areas (boxArea) given, so that loops over many anchors compute
 // each area once; the arithmetic, and so every bit of the result, is IoU's.
@@ -40,7 +46,7 @@ func iouAreas(a, b [4]float64, areaA, areaB, one float64) float64 {
 	if ih <= 0 {
 		return 0
 	}
-	inter := iw * ih
+	inter := float64(iw * ih)
 	union := areaA + areaB - inter
 	if union <= 0 {
 		return 0
@@ -105,9 +111,9 @@ func (c BoxCoder) one() float64 { return pixelOne(c.PlusOne) }
 func (c BoxCoder) Encode(anchor, gt [4]float64) [4]float64 {
 	one := c.one()
 	aw, ah := anchor[2]-anchor[0]+one, anchor[3]-anchor[1]+one
-	acx, acy := anchor[0]+0.5*aw, anchor[1]+0.5*ah
+	acx, acy := anchor[0]+float64(0.5*aw), anchor[1]+float64(0.5*ah)
 	gw, gh := gt[2]-gt[0]+one, gt[3]-gt[1]+one
-	gcx, gcy := gt[0]+0.5*gw, gt[1]+0.5*gh
+	gcx, gcy := gt[0]+float64(0.5*gw), gt[1]+float64(0.5*gh)
 	return [4]float64{
 		c.Weights[0] * (gcx - acx) / aw,
 		c.Weights[1] * (gcy - acy) / ah,
@@ -122,15 +128,16 @@ func (c BoxCoder) Encode(anchor, gt [4]float64) [4]float64 {
 func (c BoxCoder) Decode(anchor, d [4]float64) [4]float64 {
 	one := c.one()
 	aw, ah := anchor[2]-anchor[0]+one, anchor[3]-anchor[1]+one
-	acx, acy := anchor[0]+0.5*aw, anchor[1]+0.5*ah
+	acx, acy := anchor[0]+float64(0.5*aw), anchor[1]+float64(0.5*ah)
 	dx, dy := d[0]/c.Weights[0], d[1]/c.Weights[1]
 	dw, dh := d[2]/c.Weights[2], d[3]/c.Weights[3]
 	if c.ClampLog > 0 {
 		dw, dh = math.Min(dw, c.ClampLog), math.Min(dh, c.ClampLog)
 	}
-	cx, cy := dx*aw+acx, dy*ah+acy
-	w, h := math.Exp(dw)*aw, math.Exp(dh)*ah
-	return [4]float64{cx - 0.5*w, cy - 0.5*h, cx + 0.5*w, cy + 0.5*h}
+	cx, cy := float64(dx*aw)+acx, float64(dy*ah)+acy
+	w, h := float64(math.Exp(dw)*aw), float64(math.Exp(dh)*ah)
+	hw, hh := float64(0.5*w), float64(0.5*h)
+	return [4]float64{cx - hw, cy - hh, cx + hw, cy + hh}
 }
 
 // ClipBox clips b to an image of the given size: to [0, W-1] x [0, H-1] with plusOne

@@ -134,6 +134,7 @@ func TestFailureTable(t *testing.T) {
 		{"Loss other graph", func() error {
 			return loss(mk(other, tensor.Float64, 2, 6, 4, 5), mk(other, tensor.Float64, 2, 12, 4, 5), tn, cfg)
 		}, []string{"one graph"}},
+		{"Loss nil target node", func() error { half := *tn; half.InsideWeights = nil; return loss(scores, deltas, &half, cfg) }, []string{"target node is nil"}},
 		{"Loss bad config", func() error { c := cfg; c.Sigma = -1; return loss(scores, deltas, tn, c) }, []string{"Sigma", "-1"}},
 		{"ObjectnessLoss nil weights", func() error { _, err := ObjectnessLoss(scores, tn.Labels, nil, Softmax2); return err }, []string{"weights is nil"}},
 		{"ObjectnessLoss kind", func() error { _, err := ObjectnessLoss(scores, tn.Labels, tn.ClsWeights, 7); return err }, []string{"Objectness(7)"}},
