@@ -2,6 +2,8 @@ package rpn
 
 import (
 	"fmt"
+
+	"github.com/detlab/smoothl1/box"
 	"math"
 	"math/rand"
 	"runtime"
@@ -111,7 +113,7 @@ func (an *Anchors) validate() error {
 		return fmt.Errorf("rpn: %d anchor boxes for A*H*W = %d*%d*%d = %d", len(an.Boxes), an.A, an.H, an.W, an.A*an.H*an.W)
 	}
 	for n, b := range an.Boxes {
-		if err := checkBox(b); err != nil {
+		if err := box.Check(b); err != nil {
 			return fmt.Errorf("rpn: anchor %d: %w", n, err)
 		}
 	}
@@ -122,6 +124,14 @@ func (an *Anchors) validate() error {
 type Image struct {
 	Height, Width float64
 	Boxes         [][4]float64
+}
+
+// checkImageSize accepts finite sizes > 0.
+func checkImageSize(b int, im Image) error {
+	if !(im.Height > 0) || !(im.Width > 0) || math.IsInf(im.Height, 0) || math.IsInf(im.Width, 0) {
+		return fmt.Errorf("image %d has size %vx%v; height and width must be finite and > 0", b, im.Height, im.Width)
+	}
+	return nil
 }
 
 // Targets are the per-anchor training targets of a batch, laid out for the network:
@@ -175,11 +185,11 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 		return nil, fmt.Errorf("rpn: AssignTargets: no images")
 	}
 	for b, im := range images {
-		if !(im.Height > 0) || !(im.Width > 0) || math.IsInf(im.Height, 0) || math.IsInf(im.Width, 0) {
-			return nil, fmt.Errorf("rpn: image %d has size %vx%v; height and width must be finite and > 0", b, im.Height, im.Width)
+		if err := checkImageSize(b, im); err != nil {
+			return nil, fmt.Errorf("rpn: %w", err)
 		}
 		for j, g := range im.Boxes {
-			if err := checkBox(g); err != nil {
+			if err := box.Check(g); err != nil {
 				return nil, fmt.Errorf("rpn: image %d, gt box %d: %w", b, j, err)
 			}
 			if !cfg.PlusOne && (g[2] == g[0] || g[3] == g[1]) {
@@ -200,10 +210,9 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 		NumNeg:         make([]int, B),
 	}
 	grid := anchors.onGrid()
-	one := pixelOne(cfg.PlusOne)
 	areas := make([]float64, len(anchors.Boxes)) // read-only, shared by the workers
-	for i, box := range anchors.Boxes {
-		areas[i] = boxArea(box, one)
+	for i, b := range anchors.Boxes {
+		areas[i] = box.Area(b, cfg.PlusOne)
 	}
 	workers := min(runtime.GOMAXPROCS(0), B)
 	var wg sync.WaitGroup
@@ -246,9 +255,9 @@ func newScratch(n, a int) *scratch {
 func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, b int, t *Targets, s *scratch) {
 	n := len(an.Boxes)
 	gts := im.Boxes
-	for i, box := range an.Boxes {
-		s.kept[i] = !cfg.FilterBorder || (box[0] >= -cfg.AllowedBorder && box[1] >= -cfg.AllowedBorder &&
-			box[2] < im.Width+cfg.AllowedBorder && box[3] < im.Height+cfg.AllowedBorder)
+	for i, b := range an.Boxes {
+		s.kept[i] = !cfg.FilterBorder || (b[0] >= -cfg.AllowedBorder && b[1] >= -cfg.AllowedBorder &&
+			b[2] < im.Width+cfg.AllowedBorder && b[3] < im.Height+cfg.AllowedBorder)
 		s.labels[i] = -1
 		s.maxIoU[i] = 0
 		s.argmax[i] = 0
@@ -264,17 +273,16 @@ func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, 
 		// and gt (the first on ties, as numpy's argmax: gts are visited in order and only a
 		// strictly larger IoU replaces; an anchor overlapping nothing keeps IoU 0 and gt 0), and
 		// each gt's best IoU over the kept anchors.
-		one := pixelOne(cfg.PlusOne)
 		gtMax := make([]float64, len(gts))
 		for j, g := range gts {
-			areaG := boxArea(g, one)
+			areaG := box.Area(g, cfg.PlusOne)
 			s.runs = an.window(grid, g, s.runs, s.spans)
 			for _, r := range s.runs {
 				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
 					if !s.kept[i] {
 						continue
 					}
-					v := iouAreas(an.Boxes[i], g, areas[i], areaG, one)
+					v := box.IoUWithAreas(an.Boxes[i], g, areas[i], areaG, cfg.PlusOne)
 					if v > s.maxIoU[i] {
 						s.maxIoU[i], s.argmax[i] = v, int32(j)
 					}
@@ -293,11 +301,11 @@ func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, 
 			if gtMax[j] <= 0 {
 				continue
 			}
-			areaG := boxArea(g, one)
+			areaG := box.Area(g, cfg.PlusOne)
 			s.runs = an.window(grid, g, s.runs, s.spans)
 			for _, r := range s.runs {
 				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
-					if s.kept[i] && iouAreas(an.Boxes[i], g, areas[i], areaG, one) == gtMax[j] {
+					if s.kept[i] && box.IoUWithAreas(an.Boxes[i], g, areas[i], areaG, cfg.PlusOne) == gtMax[j] {
 						s.labels[i] = 1
 					}
 				}

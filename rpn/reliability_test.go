@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"github.com/detlab/smoothl1/box"
 	"math"
 	"math/rand"
 	"strings"
@@ -591,13 +592,13 @@ func TestArithmeticDigest(t *testing.T) {
 	rng := rand.New(rand.NewSource(76))
 	// inputs rounded product by product (float64(...)), so the test's own arithmetic is the
 	// same in both builds
-	box := func() [4]float64 {
+	randomBox := func() [4]float64 {
 		x, y := float64(rng.Float64()*500), float64(rng.Float64()*500)
 		return [4]float64{x, y, x + 1 + float64(rng.Float64()*200), y + 1 + float64(rng.Float64()*200)}
 	}
 	for i := 0; i < 2000; i++ {
-		a, b := box(), box()
-		put(IoU(a, b, true), IoU(a, b, false))
+		a, b := randomBox(), randomBox()
+		put(box.IoU(a, b, true), box.IoU(a, b, false))
 		for _, c := range []BoxCoder{PyFasterRCNNCoder(), TorchvisionCoder(), {Weights: [4]float64{10, 10, 5, 5}}} {
 			d := c.Encode(a, b)
 			put(d[:]...)
@@ -614,7 +615,7 @@ func TestArithmeticDigest(t *testing.T) {
 		put(b[:]...)
 	}
 	for _, cfg := range []Config{DefaultConfig(), TorchvisionConfig()} {
-		tg, err := AssignTargets(cfg, an, []Image{{Height: 170, Width: 215, Boxes: [][4]float64{box(), box(), box()}}})
+		tg, err := AssignTargets(cfg, an, []Image{{Height: 170, Width: 215, Boxes: [][4]float64{randomBox(), randomBox(), randomBox()}}})
 		if err != nil {
 			t.Fatal(err)
 		}
