@@ -7,9 +7,9 @@ PKGS = ./...
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: test fmt fmt-check vet lint unit bench demo fuzz
+.PHONY: test fmt fmt-check vet lint unit bench demo fuzz fma-check
 
-test: fmt-check vet lint unit fuzz
+test: fmt-check vet lint unit fma-check fuzz
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -52,7 +52,16 @@ demo:
 FUZZ_KERNELS ?= 30000x
 FUZZ_BOXES ?= 60000x
 FUZZ_ASSIGN ?= 25000x
+FUZZ_WINDOW ?= 20000x
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzKernels$$' -fuzztime $(FUZZ_KERNELS) ./op
 	$(GO) test -run '^$$' -fuzz '^FuzzBoxCoding$$' -fuzztime $(FUZZ_BOXES) ./rpn
 	$(GO) test -run '^$$' -fuzz '^FuzzAssignInvariants$$' -fuzztime $(FUZZ_ASSIGN) ./rpn
+	$(GO) test -run '^$$' -fuzz '^FuzzWindowExtreme$$' -fuzztime $(FUZZ_WINDOW) ./rpn
+
+# rpn's arithmetic gives the same bits in GOAMD64=v1 and v3 builds (no fused multiply-adds):
+# TestArithmeticDigest hashes IoU, box coding, anchors, assignment and the objectness loss, and
+# the two builds must print one digest.
+fma-check:
+	@n=$$(for v in v1 v3; do GOAMD64=$$v $(GO) test -count=1 -run '^TestArithmeticDigest$$' -v ./rpn | grep -o 'digest [0-9a-f]*'; done | sort -u | wc -l); \
+	if [ "$$n" != 1 ]; then echo "fma-check: rpn digests differ between GOAMD64=v1 and v3"; exit 1; fi; echo "fma-check: rpn bit-identical on GOAMD64=v1 and v3"

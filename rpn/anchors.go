@@ -3,6 +3,8 @@ package rpn
 import (
 	"fmt"
 	"math"
+
+	"github.com/detlab/smoothl1/box"
 )
 
 // GenerateAnchors reproduces py-faster-rcnn's generate_anchors exactly: the reference window
@@ -17,7 +19,7 @@ func GenerateAnchors(baseSize float64, ratios, scales []float64) [][4]float64 {
 		return nil
 	}
 	w, h := baseSize, baseSize
-	cx, cy := 0.5*(w-1), 0.5*(h-1)
+	cx, cy := float64(0.5*(w-1)), float64(0.5*(h-1))
 	size := w * h
 	out := make([][4]float64, 0, len(ratios)*len(scales))
 	for _, r := range ratios {
@@ -25,7 +27,8 @@ func GenerateAnchors(baseSize float64, ratios, scales []float64) [][4]float64 {
 		hs := math.RoundToEven(ws * r)
 		for _, s := range scales {
 			aw, ah := ws*s, hs*s
-			out = append(out, [4]float64{cx - 0.5*(aw-1), cy - 0.5*(ah-1), cx + 0.5*(aw-1), cy + 0.5*(ah-1)})
+			hw, hh := float64(0.5*(aw-1)), float64(0.5*(ah-1)) // rounded: no FMA (see box.Area)
+			out = append(out, [4]float64{cx - hw, cy - hh, cx + hw, cy + hh})
 		}
 	}
 	return out
@@ -65,7 +68,7 @@ func ShiftAnchors(cell [][4]float64, height, width int, stride float64) ([][4]fl
 		return nil, fmt.Errorf("rpn: ShiftAnchors: stride must be finite and > 0, got %v", stride)
 	}
 	for a, b := range cell {
-		if err := checkBox(b); err != nil {
+		if err := box.Check(b); err != nil {
 			return nil, fmt.Errorf("rpn: ShiftAnchors: cell anchor %d: %w", a, err)
 		}
 	}
@@ -73,26 +76,13 @@ func ShiftAnchors(cell [][4]float64, height, width int, stride float64) ([][4]fl
 	out := make([][4]float64, height*width*A)
 	for y := 0; y < height; y++ {
 		for x := 0; x < width; x++ {
-			sx, sy := float64(x)*stride, float64(y)*stride
+			sx, sy := float64(float64(x)*stride), float64(float64(y)*stride) // no FMA (see box.Area)
 			for a, c := range cell {
 				out[(y*width+x)*A+a] = [4]float64{c[0] + sx, c[1] + sy, c[2] + sx, c[3] + sy}
 			}
 		}
 	}
 	return out, nil
-}
-
-// checkBox accepts finite boxes with x2 >= x1 and y2 >= y1.
-func checkBox(b [4]float64) error {
-	for _, v := range b {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("box %v has a non-finite coordinate", b)
-		}
-	}
-	if b[2] < b[0] || b[3] < b[1] {
-		return fmt.Errorf("box %v has x2 < x1 or y2 < y1", b)
-	}
-	return nil
 }
 
 func positive(v float64) bool { return v > 0 && !math.IsInf(v, 0) }

@@ -2,6 +2,8 @@ package rpn
 
 import (
 	"fmt"
+
+	"github.com/detlab/smoothl1/box"
 	"math"
 	"math/rand"
 	"runtime"
@@ -35,7 +37,7 @@ func (an *Anchors) onGrid() bool {
 	}
 	for n, b := range an.Boxes {
 		a, yx := n%an.A, n/an.A
-		sx, sy := float64(yx%an.W)*an.stride, float64(yx/an.W)*an.stride
+		sx, sy := float64(float64(yx%an.W)*an.stride), float64(float64(yx/an.W)*an.stride)
 		c := an.cell[a]
 		if b != [4]float64{c[0] + sx, c[1] + sy, c[2] + sx, c[3] + sy} {
 			return false
@@ -60,8 +62,8 @@ func (an *Anchors) window(grid bool, g [4]float64, runs []run, spans []span) []r
 		return append(runs, run{0, len(an.Boxes), 1})
 	}
 	s := an.stride
-	lo := func(v float64, hi int) int { return max(0, min(hi, int(math.Ceil(v)))) }
-	up := func(v float64, hi int) int { return max(-1, min(hi, int(math.Floor(v)))) }
+	lo := func(v float64, hi int) int { return gridIndex(math.Ceil, v, 0, hi, true) }
+	up := func(v float64, hi int) int { return gridIndex(math.Floor, v, -1, hi, false) }
 	// per cell anchor a: cells whose shifted box reaches into [g0 - 1, g2 + 1] x [g1 - 1, g3 + 1]
 	Y0, Y1 := an.H, -1
 	for a, c := range an.cell {
@@ -82,6 +84,24 @@ func (an *Anchors) window(grid bool, g [4]float64, runs []run, spans []span) []r
 	return runs
 }
 
+// gridIndex is round(v) clamped to [lo, hi], clamped in float64 before the conversion: int of
+// a float64 beyond the int range is implementation-defined (amd64 gives MinInt64 for 1e21, so
+// a huge box would reach no cell). Finite boxes and strides give finite or ±Inf v, never NaN;
+// a NaN would give the widest window (lo for a first cell, hi for a last), never a narrower one.
+func gridIndex(round func(float64) float64, v float64, lo, hi int, first bool) int {
+	switch {
+	case math.IsNaN(v) && first:
+		return max(lo, 0)
+	case math.IsNaN(v):
+		return hi
+	case v <= float64(lo):
+		return lo
+	case v >= float64(hi):
+		return hi
+	}
+	return int(round(v))
+}
+
 func (an *Anchors) validate() error {
 	if an == nil {
 		return fmt.Errorf("rpn: anchors are nil")
@@ -93,7 +113,7 @@ func (an *Anchors) validate() error {
 		return fmt.Errorf("rpn: %d anchor boxes for A*H*W = %d*%d*%d = %d", len(an.Boxes), an.A, an.H, an.W, an.A*an.H*an.W)
 	}
 	for n, b := range an.Boxes {
-		if err := checkBox(b); err != nil {
+		if err := box.Check(b); err != nil {
 			return fmt.Errorf("rpn: anchor %d: %w", n, err)
 		}
 	}
@@ -104,6 +124,14 @@ func (an *Anchors) validate() error {
 type Image struct {
 	Height, Width float64
 	Boxes         [][4]float64
+}
+
+// checkImageSize accepts finite sizes > 0.
+func checkImageSize(b int, im Image) error {
+	if !(im.Height > 0) || !(im.Width > 0) || math.IsInf(im.Height, 0) || math.IsInf(im.Width, 0) {
+		return fmt.Errorf("image %d has size %vx%v; height and width must be finite and > 0", b, im.Height, im.Width)
+	}
+	return nil
 }
 
 // Targets are the per-anchor training targets of a batch, laid out for the network:
@@ -157,11 +185,11 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 		return nil, fmt.Errorf("rpn: AssignTargets: no images")
 	}
 	for b, im := range images {
-		if !(im.Height > 0) || !(im.Width > 0) || math.IsInf(im.Height, 0) || math.IsInf(im.Width, 0) {
-			return nil, fmt.Errorf("rpn: image %d has size %vx%v; height and width must be finite and > 0", b, im.Height, im.Width)
+		if err := checkImageSize(b, im); err != nil {
+			return nil, fmt.Errorf("rpn: %w", err)
 		}
 		for j, g := range im.Boxes {
-			if err := checkBox(g); err != nil {
+			if err := box.Check(g); err != nil {
 				return nil, fmt.Errorf("rpn: image %d, gt box %d: %w", b, j, err)
 			}
 			if !cfg.PlusOne && (g[2] == g[0] || g[3] == g[1]) {
@@ -182,10 +210,9 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 		NumNeg:         make([]int, B),
 	}
 	grid := anchors.onGrid()
-	one := pixelOne(cfg.PlusOne)
 	areas := make([]float64, len(anchors.Boxes)) // read-only, shared by the workers
-	for i, box := range anchors.Boxes {
-		areas[i] = boxArea(box, one)
+	for i, b := range anchors.Boxes {
+		areas[i] = box.Area(b, cfg.PlusOne)
 	}
 	workers := min(runtime.GOMAXPROCS(0), B)
 	var wg sync.WaitGroup
@@ -228,9 +255,9 @@ func newScratch(n, a int) *scratch {
 func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, b int, t *Targets, s *scratch) {
 	n := len(an.Boxes)
 	gts := im.Boxes
-	for i, box := range an.Boxes {
-		s.kept[i] = !cfg.FilterBorder || (box[0] >= -cfg.AllowedBorder && box[1] >= -cfg.AllowedBorder &&
-			box[2] < im.Width+cfg.AllowedBorder && box[3] < im.Height+cfg.AllowedBorder)
+	for i, b := range an.Boxes {
+		s.kept[i] = !cfg.FilterBorder || (b[0] >= -cfg.AllowedBorder && b[1] >= -cfg.AllowedBorder &&
+			b[2] < im.Width+cfg.AllowedBorder && b[3] < im.Height+cfg.AllowedBorder)
 		s.labels[i] = -1
 		s.maxIoU[i] = 0
 		s.argmax[i] = 0
@@ -246,17 +273,16 @@ func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, 
 		// and gt (the first on ties, as numpy's argmax: gts are visited in order and only a
 		// strictly larger IoU replaces; an anchor overlapping nothing keeps IoU 0 and gt 0), and
 		// each gt's best IoU over the kept anchors.
-		one := pixelOne(cfg.PlusOne)
 		gtMax := make([]float64, len(gts))
 		for j, g := range gts {
-			areaG := boxArea(g, one)
+			areaG := box.Area(g, cfg.PlusOne)
 			s.runs = an.window(grid, g, s.runs, s.spans)
 			for _, r := range s.runs {
 				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
 					if !s.kept[i] {
 						continue
 					}
-					v := iouAreas(an.Boxes[i], g, areas[i], areaG, one)
+					v := box.IoUWithAreas(an.Boxes[i], g, areas[i], areaG, cfg.PlusOne)
 					if v > s.maxIoU[i] {
 						s.maxIoU[i], s.argmax[i] = v, int32(j)
 					}
@@ -275,11 +301,11 @@ func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, 
 			if gtMax[j] <= 0 {
 				continue
 			}
-			areaG := boxArea(g, one)
+			areaG := box.Area(g, cfg.PlusOne)
 			s.runs = an.window(grid, g, s.runs, s.spans)
 			for _, r := range s.runs {
 				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
-					if s.kept[i] && iouAreas(an.Boxes[i], g, areas[i], areaG, one) == gtMax[j] {
+					if s.kept[i] && box.IoUWithAreas(an.Boxes[i], g, areas[i], areaG, cfg.PlusOne) == gtMax[j] {
 						s.labels[i] = 1
 					}
 				}

@@ -1,6 +1,7 @@
 package rpn
 
 import (
+	"github.com/detlab/smoothl1/box"
 	"math"
 	"math/rand"
 	"runtime"
@@ -56,29 +57,29 @@ func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *
 	plane := A * H * W
 	for b, im := range images {
 		gtBest := make([]float64, len(im.Boxes))
-		for n, box := range an.Boxes {
-			if cfg.FilterBorder && !(box[0] >= 0 && box[1] >= 0 && box[2] < im.Width && box[3] < im.Height) {
+		for n, anchor := range an.Boxes {
+			if cfg.FilterBorder && !(anchor[0] >= 0 && anchor[1] >= 0 && anchor[2] < im.Width && anchor[3] < im.Height) {
 				continue
 			}
 			for j, g := range im.Boxes {
-				gtBest[j] = math.Max(gtBest[j], IoU(box, g, cfg.PlusOne))
+				gtBest[j] = math.Max(gtBest[j], box.IoU(anchor, g, cfg.PlusOne))
 			}
 			_ = n
 		}
 		pos, neg := 0, 0
-		for n, box := range an.Boxes {
+		for n, anchor := range an.Boxes {
 			a, y, x := n%A, (n/A)/W, (n/A)%W
 			li := b*plane + (a*H+y)*W + x
 			l := tg.Labels[li]
 			best, isGtBest := 0.0, false
 			for j, g := range im.Boxes {
-				v := IoU(box, g, cfg.PlusOne)
+				v := box.IoU(anchor, g, cfg.PlusOne)
 				best = math.Max(best, v)
 				if v == gtBest[j] && v > 0 {
 					isGtBest = true
 				}
 			}
-			inside := !cfg.FilterBorder || (box[0] >= 0 && box[1] >= 0 && box[2] < im.Width && box[3] < im.Height)
+			inside := !cfg.FilterBorder || (anchor[0] >= 0 && anchor[1] >= 0 && anchor[2] < im.Width && anchor[3] < im.Height)
 			switch l {
 			case 1:
 				pos++

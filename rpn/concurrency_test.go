@@ -21,15 +21,7 @@ func TestConcurrentGraphs(t *testing.T) {
 	rng := rand.New(rand.NewSource(41))
 	cfg := DefaultConfig()
 	_, tg := smallBatch(t, cfg, rng)
-	scoresShape := []int{tg.B, 2 * tg.A, tg.H, tg.W}
-	scores := make([]float64, tensor.Shape(scoresShape).TotalSize())
-	for i := range scores {
-		scores[i] = rng.NormFloat64()
-	}
-	deltas := make([]float64, len(tg.BBoxTargets))
-	for i := range deltas {
-		deltas[i] = rng.NormFloat64() * 0.3
-	}
+	scoresShape, scores, deltas := randomOutputs(rng, cfg, tg)
 	run := func() ([]float64, error) {
 		g := G.NewGraph()
 		dt := tensor.Float32

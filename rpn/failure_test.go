@@ -3,6 +3,7 @@ package rpn
 import (
 	"errors"
 	"fmt"
+	"github.com/detlab/smoothl1/box"
 	"math"
 	"strings"
 	"testing"
@@ -113,8 +114,8 @@ func TestFailureTable(t *testing.T) {
 		{"Config PlusOne mismatch", func() error { return withCfg(func(c *Config) { c.PlusOne = false }) }, []string{"PlusOne (false)", "Coder.PlusOne (true)"}},
 		{"Config coder weight 0", func() error { return withCfg(func(c *Config) { c.Coder.Weights[2] = 0 }) }, []string{"weight 2", "0"}},
 		{"BoxCoder ClampLog NaN", func() error { c := TorchvisionCoder(); c.ClampLog = nan; return c.Validate() }, []string{"ClampLog", "NaN"}},
-		{"NMS lengths", func() error { _, err := NMS(good, []float64{1}, 0.5, 0, true); return err }, []string{"6 boxes", "1 scores"}},
-		{"NMS thresh NaN", func() error { _, err := NMS(good, make([]float64, 6), nan, 0, true); return err }, []string{"thresh is NaN"}},
+		{"NMS lengths", func() error { _, err := box.NMS(good, []float64{1}, 0.5, 0, true); return err }, []string{"6 boxes", "1 scores"}},
+		{"NMS thresh NaN", func() error { _, err := box.NMS(good, make([]float64, 6), nan, 0, true); return err }, []string{"thresh is NaN"}},
 		// target nodes and loss
 		{"NewTargetNodes nil graph", func() error { _, err := NewTargetNodes(nil, tensor.Float64, 1, 1, 1, 1, nil); return err }, []string{"graph is nil"}},
 		{"NewTargetNodes int dtype", func() error { _, err := NewTargetNodes(g, tensor.Int, 1, 1, 1, 1, nil); return err }, []string{"dtype int"}},
@@ -134,6 +135,7 @@ func TestFailureTable(t *testing.T) {
 		{"Loss other graph", func() error {
 			return loss(mk(other, tensor.Float64, 2, 6, 4, 5), mk(other, tensor.Float64, 2, 12, 4, 5), tn, cfg)
 		}, []string{"one graph"}},
+		{"Loss nil target node", func() error { half := *tn; half.InsideWeights = nil; return loss(scores, deltas, &half, cfg) }, []string{"target node is nil"}},
 		{"Loss bad config", func() error { c := cfg; c.Sigma = -1; return loss(scores, deltas, tn, c) }, []string{"Sigma", "-1"}},
 		{"ObjectnessLoss nil weights", func() error { _, err := ObjectnessLoss(scores, tn.Labels, nil, Softmax2); return err }, []string{"weights is nil"}},
 		{"ObjectnessLoss kind", func() error { _, err := ObjectnessLoss(scores, tn.Labels, tn.ClsWeights, 7); return err }, []string{"Objectness(7)"}},

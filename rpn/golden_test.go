@@ -2,6 +2,7 @@ package rpn
 
 import (
 	"encoding/json"
+	"github.com/detlab/smoothl1/box"
 	"math"
 	"os"
 	"testing"
@@ -181,9 +182,9 @@ func TestBoxCodingGolden(t *testing.T) {
 func TestIoUAndNMSGolden(t *testing.T) {
 	g := loadRPNGolden(t)
 	a, b := boxesOf(g.IoU.A), boxesOf(g.IoU.B)
-	assertClose(t, "torchvision box_iou", IoUMatrix(a, b, false), g.IoU.Tv, 1e-15)
-	assertClose(t, "py-faster-rcnn bbox_overlaps", IoUMatrix(a, b, true), g.IoU.Pyfrcnn, 1e-15)
-	keep, err := NMS(boxesOf(g.NMS.Boxes), g.NMS.Scores, g.NMS.Thresh, 0, false)
+	assertClose(t, "torchvision box_iou", box.IoUMatrix(a, b, false), g.IoU.Tv, 1e-15)
+	assertClose(t, "py-faster-rcnn bbox_overlaps", box.IoUMatrix(a, b, true), g.IoU.Pyfrcnn, 1e-15)
+	keep, err := box.NMS(boxesOf(g.NMS.Boxes), g.NMS.Scores, g.NMS.Thresh, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,9 @@ type TargetNodes struct {
 }
 
 // NewTargetNodes creates the target input nodes of dtype dt (the network's) in g. If t is not
-// nil its values are bound.
+// nil its values are bound. Every call makes its own nodes: the first call's are named
+// rpn_labels, rpn_cls_weights, ..., a second call's in the same graph rpn_labels_1, ..., so two
+// heads in one graph never share (or overwrite) each other's targets.
 func NewTargetNodes(g *G.ExprGraph, dt tensor.Dtype, B, A, H, W int, t *Targets) (*TargetNodes, error) {
 	if g == nil {
 		return nil, fmt.Errorf("rpn: NewTargetNodes: graph is nil")
@@ -29,19 +31,38 @@ func NewTargetNodes(g *G.ExprGraph, dt tensor.Dtype, B, A, H, W int, t *Targets)
 	if B <= 0 || A <= 0 || H <= 0 || W <= 0 {
 		return nil, fmt.Errorf("rpn: NewTargetNodes: B=%d A=%d H=%d W=%d; each must be >= 1", B, A, H, W)
 	}
+	// gorgonia merges input nodes of one name, type and shape: a second call with fixed names
+	// would return the first call's nodes, and its Set would replace the first head's targets.
+	// Each call takes the first free suffix ("", "_1", "_2", ...) in g.
+	suffix := ""
+	for k := 1; targetNamesTaken(g, suffix); k++ {
+		suffix = fmt.Sprintf("_%d", k)
+	}
 	mk := func(name string, c int) *G.Node {
-		return G.NewTensor(g, dt, 4, G.WithShape(B, c, H, W), G.WithName(name))
+		return G.NewTensor(g, dt, 4, G.WithShape(B, c, H, W), G.WithName(name+suffix))
 	}
 	tn := &TargetNodes{B: B, A: A, H: H, W: W,
-		Labels: mk("rpn_labels", A), ClsWeights: mk("rpn_cls_weights", A),
-		BBoxTargets: mk("rpn_bbox_targets", 4*A), InsideWeights: mk("rpn_bbox_inside_weights", 4*A),
-		OutsideWeights: mk("rpn_bbox_outside_weights", 4*A)}
+		Labels: mk(targetNames[0], A), ClsWeights: mk(targetNames[1], A),
+		BBoxTargets: mk(targetNames[2], 4*A), InsideWeights: mk(targetNames[3], 4*A),
+		OutsideWeights: mk(targetNames[4], 4*A)}
 	if t != nil {
 		if err := tn.Set(t); err != nil {
 			return nil, err
 		}
 	}
 	return tn, nil
+}
+
+var targetNames = []string{"rpn_labels", "rpn_cls_weights", "rpn_bbox_targets", "rpn_bbox_inside_weights", "rpn_bbox_outside_weights"}
+
+// targetNamesTaken reports whether g has a node named like a target node with this suffix.
+func targetNamesTaken(g *G.ExprGraph, suffix string) bool {
+	for _, name := range targetNames {
+		if len(g.ByName(name+suffix)) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Set binds the values of t (same B, A, H, W) to the nodes.
@@ -95,6 +116,9 @@ func Loss(scores, deltas *G.Node, t *TargetNodes, cfg Config) (total, cls, reg *
 	if scores == nil || deltas == nil {
 		return nil, nil, nil, fmt.Errorf("rpn: Loss: scores (%v) or deltas (%v) is nil", scores != nil, deltas != nil)
 	}
+	if t.Labels == nil || t.ClsWeights == nil || t.BBoxTargets == nil || t.InsideWeights == nil || t.OutsideWeights == nil {
+		return nil, nil, nil, fmt.Errorf("rpn: Loss: a target node is nil (make them with NewTargetNodes)")
+	}
 	wantScores := tensor.Shape{t.B, t.A, t.H, t.W}
 	if cfg.Objectness == Softmax2 {
 		wantScores[1] = 2 * t.A
@@ -106,8 +130,9 @@ func Loss(scores, deltas *G.Node, t *TargetNodes, cfg Config) (total, cls, reg *
 	if wantDeltas := (tensor.Shape{t.B, 4 * t.A, t.H, t.W}); !deltas.Shape().Eq(wantDeltas) {
 		return nil, nil, nil, fmt.Errorf("rpn: Loss: deltas have shape %v; targets need %v", deltas.Shape(), wantDeltas)
 	}
-	if scores.Graph() != t.Labels.Graph() || deltas.Graph() != t.Labels.Graph() {
-		return nil, nil, nil, fmt.Errorf("rpn: Loss: scores, deltas and targets must belong to one graph")
+	if err := oneGraph("Loss", []string{"scores", "deltas", "target labels", "classification weights", "bbox targets", "inside weights", "outside weights"},
+		scores, deltas, t.Labels, t.ClsWeights, t.BBoxTargets, t.InsideWeights, t.OutsideWeights); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w (scores, deltas and targets must belong to one graph)", err)
 	}
 	if scores.Dtype() != t.Labels.Dtype() || deltas.Dtype() != t.Labels.Dtype() {
 		return nil, nil, nil, fmt.Errorf("rpn: Loss: scores (%v), deltas (%v) and targets (%v) must share a dtype", scores.Dtype(), deltas.Dtype(), t.Labels.Dtype())
@@ -115,7 +140,7 @@ func Loss(scores, deltas *G.Node, t *TargetNodes, cfg Config) (total, cls, reg *
 	if cls, err = ObjectnessLoss(scores, t.Labels, t.ClsWeights, cfg.Objectness); err != nil {
 		return nil, nil, nil, err
 	}
-	opts := []op.Option{op.WithWeights(t.InsideWeights, t.OutsideWeights), op.WithoutTargetGrad()}
+	opts := []op.Option{op.WithWeights(t.InsideWeights, t.OutsideWeights)} // targets are data (op's default)
 	if cfg.Sigma != 0 {
 		opts = append(opts, op.WithSigma(cfg.Sigma))
 	} else {

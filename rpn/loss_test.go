@@ -136,15 +136,7 @@ func TestObjectnessSoftmax2MatchesSigmoid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g1, err := G.Grad(l1, s1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := G.NewTapeMachine(g)
-	defer m.Close()
-	if err := m.RunAll(); err != nil {
-		t.Fatal(err)
-	}
+	g1 := gradAndRun(t, g, l1, s1)
 	assertClose(t, "loss", []float64{scalarValue(t, l2.Value())}, []float64{scalarValue(t, l1.Value())}, 1e-15)
 	d1, d2 := floats(g1[0].Value()), floats(g2[0].Value())
 	assertClose(t, "grad", d2, []float64{-d1[0], -d1[1], d1[0], d1[1]}, 1e-15)

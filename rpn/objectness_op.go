@@ -5,6 +5,7 @@ import (
 	"hash"
 	"hash/fnv"
 	"math"
+	"strings"
 
 	"github.com/chewxy/hm"
 	"github.com/detlab/smoothl1/internal/values"
@@ -61,13 +62,13 @@ func ObjectnessLoss(scores, labels, weights *G.Node, kind Objectness) (*G.Node, 
 		A = ss[1] / 2
 	}
 	want := tensor.Shape{ss[0], A, ss[2], ss[3]}
+	if err := oneGraph("ObjectnessLoss", []string{"scores", "labels", "weights"}, scores, labels, weights); err != nil {
+		return nil, err
+	}
 	for _, a := range []struct {
 		name string
 		n    *G.Node
 	}{{"labels", labels}, {"weights", weights}} {
-		if a.n.Graph() != scores.Graph() {
-			return nil, fmt.Errorf("rpn: ObjectnessLoss: %s belong to a different graph than scores", a.name)
-		}
 		if a.n.Dtype() != dt {
 			return nil, fmt.Errorf("rpn: ObjectnessLoss: %s have dtype %v but scores have %v", a.name, a.n.Dtype(), dt)
 		}
@@ -81,6 +82,37 @@ func ObjectnessLoss(scores, labels, weights *G.Node, kind Objectness) (*G.Node, 
 		return nil, fmt.Errorf("rpn: ObjectnessLoss: %w", err)
 	}
 	return n, nil
+}
+
+// oneGraph reports nodes of different graphs, naming them. Constants (G.NewConstant) belong to
+// no graph and join any; at least one node must belong to a graph.
+func oneGraph(fn string, names []string, nodes ...*G.Node) error {
+	var g *G.ExprGraph
+	first := ""
+	for i, n := range nodes {
+		switch ng := n.Graph(); {
+		case ng == nil && isConstant(n):
+		case g == nil:
+			g, first = ng, names[i]
+		case ng != g:
+			return fmt.Errorf("rpn: %s: %s belong to a different graph than %s", fn, names[i], first)
+		}
+	}
+	if g == nil {
+		return fmt.Errorf("rpn: %s: %s are all constants; at least one must be a node of a graph", fn, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// isConstant reports a G.NewConstant node: the one kind of node with no graph, whose op carries
+// the value (gorgonia's constant ops have a Value method; their Arity is not a reliable sign:
+// constantTensor's is 1).
+func isConstant(n *G.Node) bool {
+	if n.Graph() != nil || n.Op() == nil {
+		return false
+	}
+	_, ok := n.Op().(interface{ Value() G.Value })
+	return ok
 }
 
 type objectnessOp struct {
@@ -129,13 +161,18 @@ func (o objectnessOp) values(vals []G.Value) (scores, labels, weights *tensor.De
 	ds := make([]*tensor.Dense, 3)
 	for i := 0; i < 3; i++ {
 		d, ok := vals[i].(*tensor.Dense)
-		if !ok || !d.Shape().Eq(want[i]) {
+		if !ok || d == nil || !d.Shape().Eq(want[i]) {
 			return nil, nil, nil, fmt.Errorf("rpn: %v: %s is %T of shape %v, want a tensor of shape %v", o, names[i], vals[i], values.ShapeOf(vals[i]), want[i])
 		}
 		if d.Dtype() != tensor.Float32 && d.Dtype() != tensor.Float64 || (i > 0 && d.Dtype() != ds[0].Dtype()) {
 			return nil, nil, nil, fmt.Errorf("rpn: %v: %s has dtype %v", o, names[i], d.Dtype())
 		}
-		ds[i] = d
+		// a view's Data() is its whole backing span: read it as a row-major copy
+		c, err := values.Contiguous(d)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("rpn: %v: %s: %w", o, names[i], err)
+		}
+		ds[i] = c
 	}
 	return ds[0], ds[1], ds[2], nil
 }
@@ -146,11 +183,19 @@ func (o objectnessOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	if s.Dtype() == tensor.Float32 {
-		v, err := objectnessForward(o, s.Data().([]float32), l.Data().([]float32), w.Data().([]float32))
+		v, err := objectnessForward(o, floatData[float32](s), floatData[float32](l), floatData[float32](w))
 		return G.NewF32(float32(v)), err
 	}
-	v, err := objectnessForward(o, s.Data().([]float64), l.Data().([]float64), w.Data().([]float64))
+	v, err := objectnessForward(o, floatData[float64](s), floatData[float64](l), floatData[float64](w))
 	return G.NewF64(v), err
+}
+
+// floatData is d's elements, nil for an empty tensor (whose Data() panics). d is contiguous.
+func floatData[T float](d *tensor.Dense) []T {
+	if d.Shape().TotalSize() == 0 {
+		return nil
+	}
+	return d.Data().([]T)[:d.Shape().TotalSize()]
 }
 
 type float interface{ float32 | float64 }
@@ -170,7 +215,9 @@ func (o objectnessOp) index(i int) (fg, bg int) {
 
 // ce is max(z, 0) - z*y + log1p(exp(-|z|)).
 func ce(z, y float64) float64 {
-	return math.Max(z, 0) - z*y + math.Log1p(math.Exp(-math.Abs(z)))
+	// float64(z*y): an explicit conversion rounds the product, so no build fuses it with the
+	// subtraction into an FMA (Go spec, Floating-point operators): same bits on GOAMD64=v1 and v3.
+	return math.Max(z, 0) - float64(z*y) + math.Log1p(math.Exp(-math.Abs(z)))
 }
 
 // sigmoid is 1/(1+exp(-z)) without overflow.
@@ -204,7 +251,7 @@ func objectnessForward[T float](o objectnessOp, scores, labels, weights []T) (fl
 		if bg >= 0 {
 			z -= float64(scores[bg])
 		}
-		sum += float64(weights[i]) * ce(z, y)
+		sum += float64(float64(weights[i]) * ce(z, y)) // rounded: no FMA (see ce)
 	}
 	return sum, nil
 }
@@ -266,27 +313,27 @@ func (o objectnessOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.N
 	if err != nil {
 		return fmt.Errorf("rpn: %v.DoDiff: %w", o, err)
 	}
-	d, err := objectnessDiffOp{o}.Do(inputs[0].Value(), inputs[1].Value(), inputs[2].Value(), up)
+	dv, err := objectnessDiffOp{o}.Do(inputs[0].Value(), inputs[1].Value(), inputs[2].Value(), up)
 	if err != nil {
 		return err
 	}
+	d := dv.(*tensor.Dense)
 	gv, err := inputs[0].Grad()
 	if err != nil {
-		return nil
+		return fmt.Errorf("rpn: %v.DoDiff: scores' gradient: %w", o, err)
 	}
 	buf, ok := gv.(*tensor.Dense)
 	if !ok || !buf.Shape().Eq(o.shape) || buf.Dtype() != d.Dtype() {
 		return fmt.Errorf("rpn: %v.DoDiff: scores' gradient buffer is %T %v", o, gv, values.ShapeOf(gv))
 	}
-	switch dst := buf.Data().(type) {
-	case []float64:
-		for i, v := range d.Data().([]float64) {
-			dst[i] += v
-		}
-	case []float32:
-		for i, v := range d.Data().([]float32) {
-			dst[i] += v
-		}
+	if o.shape.TotalSize() == 0 {
+		return nil
+	}
+	// the buffer is added to in place (never replaced). The LispMachine makes it like the
+	// scores' value, so when the scores are a view it is a view too: tensor's Add with
+	// UseUnsafe writes through the view's strides (checked by TestObjectnessViews).
+	if _, err := buf.Add(d, tensor.UseUnsafe()); err != nil {
+		return fmt.Errorf("rpn: %v.DoDiff: adding into the scores' gradient: %w", o, err)
 	}
 	return nil
 }
@@ -321,15 +368,22 @@ func (d objectnessDiffOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	up, err := values.Scalar(vals[3])
+	upstream := vals[3]
+	if u, ok := upstream.(*tensor.Dense); ok && u != nil {
+		// a one-element view of a larger tensor: read its element, not the span's first
+		if upstream, err = values.Contiguous(u); err != nil {
+			return nil, fmt.Errorf("rpn: %v: upstream: %w", d, err)
+		}
+	}
+	up, err := values.Scalar(upstream)
 	if err != nil {
-		return nil, fmt.Errorf("rpn: %v: %w", d, err)
+		return nil, fmt.Errorf("rpn: %v: upstream: %w", d, err)
 	}
 	out := tensor.New(tensor.Of(s.Dtype()), tensor.WithShape(d.fwd.shape.Clone()...))
 	if s.Dtype() == tensor.Float32 {
-		err = objectnessGrad(d.fwd, s.Data().([]float32), l.Data().([]float32), w.Data().([]float32), up, out.Data().([]float32))
+		err = objectnessGrad(d.fwd, floatData[float32](s), floatData[float32](l), floatData[float32](w), up, floatData[float32](out))
 	} else {
-		err = objectnessGrad(d.fwd, s.Data().([]float64), l.Data().([]float64), w.Data().([]float64), up, out.Data().([]float64))
+		err = objectnessGrad(d.fwd, floatData[float64](s), floatData[float64](l), floatData[float64](w), up, floatData[float64](out))
 	}
 	if err != nil {
 		return nil, err
