@@ -131,24 +131,14 @@ func (d poolGradOp) into(out *tensor.Dense, featuresV, roisV, lastV G.Value) err
 	if out.Dtype() != features.Dtype() {
 		return fmt.Errorf("roi: %v: result has dtype %v, features %v", d, out.Dtype(), features.Dtype())
 	}
+	mode := poolScatter
+	if d.gather {
+		mode = poolGather
+	}
 	if features.Dtype() == tensor.Float32 {
-		return runPool(d.fwd, d.kernel32(), features, rois, last, out)
+		return runPool[float32](d.fwd, mode, features, rois, last, out)
 	}
-	return runPool(d.fwd, d.kernel64(), features, rois, last, out)
-}
-
-func (d poolGradOp) kernel32() poolKernel[float32] {
-	if d.gather {
-		return poolGather[float32]
-	}
-	return poolBackward[float32]
-}
-
-func (d poolGradOp) kernel64() poolKernel[float64] {
-	if d.gather {
-		return poolGather[float64]
-	}
-	return poolBackward[float64]
+	return runPool[float64](d.fwd, mode, features, rois, last, out)
 }
 
 // DiffWRT: the last input only.

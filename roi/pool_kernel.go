@@ -55,12 +55,46 @@ func poolSpansOf[T float](s *poolScratch, r []T, o poolOp) error {
 
 // argmax is the index into plane of the bin's maximum with torchvision's scan: rows, then
 // columns, a strict > so the first maximum wins, starting from -FLT_MAX (float32's largest
-// magnitude, for float64 too). It returns -1 and the start value when nothing exceeds it: an
-// empty bin (value 0) or a bin of values <= -FLT_MAX or NaN (value -FLT_MAX).
-func argmax[T float](plane []T, width int, rows, cols span) (int, T) {
+// magnitude, for float64 too); NaN is never > anything, so it is passed over. It returns -1 and
+// the start value when nothing exceeds it: an empty bin (value 0) or a bin of values <= -FLT_MAX
+// or NaN (value -FLT_MAX). With wantIndex false the index is found only where the value needs
+// it: a zero maximum takes the sign of the first zero.
+//
+// It gives the one-pass scan's result (argmaxScan) in two passes without a data-dependent
+// branch per pixel, which a running maximum mispredicts: the largest value (Go's max), then the
+// first pixel equal to it (-0 == +0, as the scan's > has them equal). A NaN maximum (Go's max
+// propagates NaN) falls back to the scan.
+func argmax[T float](plane []T, width int, rows, cols span, wantIndex bool) (int, T) {
 	if rows.end <= rows.start || cols.end <= cols.start {
 		return -1, 0
 	}
+	best := T(-math.MaxFloat32)
+	for h := rows.start; h < rows.end; h++ {
+		for _, v := range plane[h*width+cols.start : h*width+cols.end] {
+			best = max(best, v)
+		}
+	}
+	switch {
+	case best != best:
+		return argmaxScan(plane, width, rows, cols)
+	case best == -math.MaxFloat32:
+		return -1, best // nothing is > -FLT_MAX
+	case !wantIndex && best != 0:
+		return 0, best
+	}
+	for h := rows.start; h < rows.end; h++ {
+		row := plane[h*width+cols.start : h*width+cols.end]
+		for w, v := range row {
+			if v == best {
+				return h*width + cols.start + w, v
+			}
+		}
+	}
+	return argmaxScan(plane, width, rows, cols) // not reached: best is one of the values
+}
+
+// argmaxScan is torchvision's scan as written: one pass, strict >.
+func argmaxScan[T float](plane []T, width int, rows, cols span) (int, T) {
 	best, at := T(-math.MaxFloat32), -1
 	for h := rows.start; h < rows.end; h++ {
 		row := plane[h*width+cols.start : h*width+cols.end]
@@ -73,9 +107,24 @@ func argmax[T float](plane []T, width int, rows, cols span) (int, T) {
 	return at, best
 }
 
-// poolPass runs over every (roi, channel in [c0, c1), bin) with its argmax. visit gets the
-// image plane index (n*C + c), the output index and the argmax.
-func poolPass[T float](o poolOp, features, rois []T, c0, c1 int, visit func(plane, out, at int, best T)) error {
+// poolMode is what a pass over the bins does with each argmax.
+type poolMode int
+
+const (
+	poolMax     poolMode = iota // out[bin] = max
+	poolScatter                 // grad[plane, argmax] += up[bin]
+	poolGather                  // out[bin] = v[plane, argmax]
+)
+
+// poolPass runs over every (roi, channel in [c0, c1), bin) of the features: with poolMax it
+// writes the maxima into out (in unused); with poolScatter it adds every upstream element in
+// (the output's shape) at its bin's argmax in out (the features' shape), skipping argmax -1:
+//
+//	grad[n_k, c, argmax(k, c, ph, pw)] += up[k, c, ph, pw]
+//
+// in roi order, then bin order, whatever the number of workers; with poolGather it reads in
+// (the features' shape) at every argmax into out (the output's shape), the scatter's transpose.
+func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, c0, c1 int) error {
 	g := o.geo
 	s := newPoolScratch(o)
 	planeSize := g.height * g.width
@@ -89,44 +138,23 @@ func poolPass[T float](o poolOp, features, rois []T, c0, c1 int, visit func(plan
 		for c := c0; c < c1; c++ {
 			p := n*g.channels + c
 			plane := features[p*planeSize : (p+1)*planeSize]
-			out := (k*g.channels + c) * bins
+			block := (k*g.channels + c) * bins
 			for ph, rows := range s.rows {
 				for pw, cols := range s.cols {
-					at, best := argmax(plane, g.width, rows, cols)
-					visit(p, out+ph*g.outW+pw, at, best)
+					i := block + ph*g.outW + pw
+					at, best := argmax(plane, g.width, rows, cols, mode != poolMax)
+					switch {
+					case mode == poolMax:
+						out[i] = best
+					case at < 0:
+					case mode == poolScatter:
+						out[p*planeSize+at] += in[i]
+					default:
+						out[i] = in[p*planeSize+at]
+					}
 				}
 			}
 		}
 	}
 	return nil
-}
-
-// poolForward writes the bins' maxima into out for the channels [c0, c1).
-func poolForward[T float](o poolOp, features, rois, _, out []T, c0, c1 int) error {
-	return poolPass(o, features, rois, c0, c1, func(_, i, _ int, best T) { out[i] = best })
-}
-
-// poolBackward adds every upstream element at its bin's argmax (none for argmax -1):
-//
-//	grad[n_k, c, argmax(k, c, ph, pw)] += up[k, c, ph, pw]
-//
-// A plane receives its additions in roi order, then bin order, whatever the number of workers.
-func poolBackward[T float](o poolOp, features, rois, up, grad []T, c0, c1 int) error {
-	planeSize := o.geo.height * o.geo.width
-	return poolPass(o, features, rois, c0, c1, func(p, i, at int, _ T) {
-		if at >= 0 {
-			grad[p*planeSize+at] += up[i]
-		}
-	})
-}
-
-// poolGather reads v (features' shape) at every bin's argmax into out (0 for argmax -1): the
-// derivative of poolBackward with respect to its upstream.
-func poolGather[T float](o poolOp, features, rois, v, out []T, c0, c1 int) error {
-	planeSize := o.geo.height * o.geo.width
-	return poolPass(o, features, rois, c0, c1, func(p, i, at int, _ T) {
-		if at >= 0 {
-			out[i] = v[p*planeSize+at]
-		}
-	})
 }

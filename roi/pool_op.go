@@ -76,9 +76,9 @@ func (o poolOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	out := newZeros(features.Dtype(), o.geo.outShape())
 	if features.Dtype() == tensor.Float32 {
-		err = runPool(o, poolForward[float32], features, rois, nil, out)
+		err = runPool[float32](o, poolMax, features, rois, nil, out)
 	} else {
-		err = runPool(o, poolForward[float64], features, rois, nil, out)
+		err = runPool[float64](o, poolMax, features, rois, nil, out)
 	}
 	if err != nil {
 		return nil, err
@@ -97,11 +97,8 @@ func (o poolOp) inputs(f, r G.Value) (features, rois *tensor.Dense, err error) {
 	return features, rois, nil
 }
 
-// poolKernel is poolForward (in unused), poolBackward or poolGather, for the channels [c0, c1).
-type poolKernel[T float] func(o poolOp, features, rois, in, out []T, c0, c1 int) error
-
-// runPool checks the rois' values and runs kernel over channel ranges in parallel.
-func runPool[T float](o poolOp, kernel poolKernel[T], features, rois, in, out *tensor.Dense) error {
+// runPool checks the rois' values and runs poolPass over channel ranges in parallel.
+func runPool[T float](o poolOp, mode poolMode, features, rois, in, out *tensor.Dense) error {
 	r := data[T](rois)
 	if err := checkRoIs(o, r, o.geo.batch); err != nil {
 		return err
@@ -112,6 +109,6 @@ func runPool[T float](o poolOp, kernel poolKernel[T], features, rois, in, out *t
 		src = data[T](in)
 	}
 	return forChannelRanges(o.geo.channels, o.work(), func(c0, c1 int) error {
-		return kernel(o, f, r, src, dst, c0, c1)
+		return poolPass(o, mode, f, r, src, dst, c0, c1)
 	})
 }
