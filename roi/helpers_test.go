@@ -3,6 +3,7 @@ package roi
 import (
 	"encoding/json"
 	"math"
+	"math/rand"
 	"os"
 	"testing"
 
@@ -122,3 +123,5 @@ func runOp(t *testing.T, build func(f, r *G.Node) (*G.Node, error), features, ro
 	}
 	return out, values.Float64s(grads[0].Value())
 }
+
+func randSource(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }
