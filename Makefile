@@ -52,7 +52,9 @@ demo:
 FUZZ_KERNELS ?= 30000x
 FUZZ_BOXES ?= 60000x
 FUZZ_ASSIGN ?= 25000x
+FUZZ_ROI ?= 30000x
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzKernels$$' -fuzztime $(FUZZ_KERNELS) ./op
 	$(GO) test -run '^$$' -fuzz '^FuzzBoxCoding$$' -fuzztime $(FUZZ_BOXES) ./rpn
 	$(GO) test -run '^$$' -fuzz '^FuzzAssignInvariants$$' -fuzztime $(FUZZ_ASSIGN) ./rpn
+	$(GO) test -run '^$$' -fuzz '^FuzzRoIOps$$' -fuzztime $(FUZZ_ROI) ./roi
