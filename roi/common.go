@@ -1,0 +1,218 @@
+package roi
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/values"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// float is the element type of the kernels; the dtype is dispatched once, at the edge.
+type float interface{ ~float32 | ~float64 }
+
+// geometry is what every roi op knows statically: the shapes of features (N, C, H, W) and rois
+// (K, 5), the output size and the spatial scale.
+type geometry struct {
+	batch, channels, height, width int
+	rois                           int
+	outH, outW                     int
+	scale                          float64
+}
+
+func (g geometry) featuresShape() tensor.Shape {
+	return tensor.Shape{g.batch, g.channels, g.height, g.width}
+}
+func (g geometry) roisShape() tensor.Shape { return tensor.Shape{g.rois, 5} }
+func (g geometry) outShape() tensor.Shape {
+	return tensor.Shape{g.rois, g.channels, g.outH, g.outW}
+}
+
+// binCount is the number of output elements per roi and channel.
+func (g geometry) binCount() int { return g.outH * g.outW }
+
+func (g geometry) String() string {
+	return fmt.Sprintf("features=%v, rois=%v, output=%dx%d, spatialScale=%v",
+		g.featuresShape(), g.roisShape(), g.outH, g.outW, g.scale)
+}
+
+// newGeometry validates the nodes and the shared parameters.
+func newGeometry(features, rois *G.Node, c *config) (geometry, error) {
+	var g geometry
+	if features == nil {
+		return g, fmt.Errorf("roi: features is nil")
+	}
+	if rois == nil {
+		return g, fmt.Errorf("roi: rois is nil")
+	}
+	if rois.Graph() != features.Graph() {
+		return g, fmt.Errorf("roi: rois belongs to a different graph than features")
+	}
+	dt := features.Dtype()
+	if dt != tensor.Float64 && dt != tensor.Float32 {
+		return g, fmt.Errorf("roi: features has dtype %v; only float32 and float64 are supported", dt)
+	}
+	if rois.Dtype() != dt {
+		return g, fmt.Errorf("roi: rois has dtype %v but features has dtype %v; they must match (as in torchvision)", rois.Dtype(), dt)
+	}
+	fs := features.Shape()
+	if features.IsScalar() || len(fs) != 4 {
+		return g, fmt.Errorf("roi: features has shape %v; want (N, C, H, W)", fs)
+	}
+	rs := rois.Shape()
+	if rois.IsScalar() || len(rs) != 2 || rs[1] != 5 {
+		return g, fmt.Errorf("roi: rois has shape %v; want (K, 5) rows of (batch index, x1, y1, x2, y2)", rs)
+	}
+	if err := c.checkParams(dt == tensor.Float32); err != nil {
+		return g, err
+	}
+	for _, d := range append(append([]int{}, fs...), rs[0]) {
+		if d >= math.MaxInt32 {
+			return g, fmt.Errorf("roi: features %v or rois %v has a side >= 2^31", fs, rs)
+		}
+	}
+	if fs[2]*fs[3] >= math.MaxInt32 {
+		return g, fmt.Errorf("roi: features %v has a plane of 2^31 or more pixels", fs)
+	}
+	return geometry{batch: fs[0], channels: fs[1], height: fs[2], width: fs[3], rois: rs[0],
+		outH: c.outputH, outW: c.outputW, scale: c.spatialScale}, nil
+}
+
+// tensorType is a tensor of rank dims whose dtype is the ops' single type variable.
+func tensorType(dims int) hm.Type { return G.TensorType{Dims: dims, Of: hm.TypeVariable('a')} }
+
+func hashOf(o interface{ WriteHash(hash.Hash) }) uint32 {
+	h := fnv.New32a()
+	o.WriteHash(h)
+	return h.Sum32()
+}
+
+// denseInput reads the run-time value of the named input: a float tensor of the given shape and
+// dtype (dt == tensor.Dtype{} accepts either float dtype), contiguous (views are copied by
+// values.Contiguous).
+func denseInput(op fmt.Stringer, name string, v G.Value, shape tensor.Shape, dt tensor.Dtype) (*tensor.Dense, error) {
+	d, ok := v.(*tensor.Dense)
+	if !ok {
+		return nil, fmt.Errorf("roi: %v: %s is %T with shape %v, want a *tensor.Dense of shape %v", op, name, v, values.ShapeOf(v), shape)
+	}
+	if !d.Shape().Eq(shape) {
+		return nil, fmt.Errorf("roi: %v: %s has shape %v, want %v", op, name, d.Shape(), shape)
+	}
+	if d.Dtype() != tensor.Float64 && d.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("roi: %v: %s has dtype %v, want float32 or float64", op, name, d.Dtype())
+	}
+	if dt != (tensor.Dtype{}) && d.Dtype() != dt {
+		return nil, fmt.Errorf("roi: %v: %s has dtype %v, want %v", op, name, d.Dtype(), dt)
+	}
+	c, err := values.Contiguous(d)
+	if err != nil {
+		return nil, fmt.Errorf("roi: %v: %s: %w", op, name, err)
+	}
+	return c, nil
+}
+
+// data is the backing slice of a contiguous tensor, nil when it is empty (tensor's Data panics
+// on empty tensors) or of another element type.
+func data[T float](d *tensor.Dense) []T {
+	if d.Shape().TotalSize() == 0 {
+		return nil
+	}
+	s, _ := d.Data().([]T)
+	return s
+}
+
+// newZeros makes a zero tensor of dtype dt and the given shape.
+func newZeros(dt tensor.Dtype, shape tensor.Shape) *tensor.Dense {
+	return tensor.New(tensor.Of(dt), tensor.WithShape(shape.Clone()...))
+}
+
+// checkRoIs validates the rois' values, which are data and known only at run time: every batch
+// index an integer in [0, N), every coordinate finite. The error names the roi and the value.
+func checkRoIs[T float](op fmt.Stringer, rois []T, batch int) error {
+	for k := 0; 5*k+4 < len(rois); k++ {
+		r := rois[5*k : 5*k+5]
+		b := float64(r[0])
+		if math.IsNaN(b) || math.IsInf(b, 0) || b != math.Trunc(b) || b < 0 || b >= float64(batch) {
+			return fmt.Errorf("roi: %v: roi %d has batch index %v; want an integer in [0, %d)", op, k, b, batch)
+		}
+		for i, name := range [4]string{"x1", "y1", "x2", "y2"} {
+			if v := float64(r[i+1]); math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("roi: %v: roi %d has %s = %v; coordinates must be finite", op, k, name, v)
+			}
+		}
+	}
+	return nil
+}
+
+// minParallelWork is the number of inner steps below which one goroutine does all the work.
+const minParallelWork = 1 << 15
+
+// forChannelRanges calls fn on disjoint channel ranges [c0, c1) covering [0, channels), in
+// parallel when work (an estimate of the inner steps) pays for it. Every range covers the same
+// channels of every image, so a worker owns whole (image, channel) planes: writes never race and
+// the order of additions into a plane does not depend on the number of workers.
+// It returns the first range's error (every range sees the same rois, so the same errors).
+func forChannelRanges(channels, work int, fn func(c0, c1 int) error) error {
+	workers := runtime.GOMAXPROCS(0)
+	if workers > channels {
+		workers = channels
+	}
+	if workers <= 1 || work < minParallelWork {
+		return fn(0, channels)
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	wg.Add(workers)
+	for w := 0; w < workers; w++ {
+		c0, c1 := channels*w/workers, channels*(w+1)/workers
+		go func() {
+			defer wg.Done()
+			errs[w] = fn(c0, c1)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// featuresOnly is DiffWRT of the forward ops: features (input 0), never rois.
+func featuresOnly(n int) []bool {
+	wrt := make([]bool, n)
+	if n > 0 {
+		wrt[0] = true
+	}
+	return wrt
+}
+
+// lispGrad returns the features' gradient buffer (nil when nothing asks for it) and the
+// upstream gradient, for a forward op's DoDiff on inputs (features, rois).
+func lispGrad(op fmt.Stringer, arity int, inputs G.Nodes, output *G.Node, shape tensor.Shape) (*tensor.Dense, G.Value, error) {
+	if len(inputs) != arity {
+		return nil, nil, fmt.Errorf("roi: %v.DoDiff: expected %d inputs, got %d", op, arity, len(inputs))
+	}
+	gv, err := inputs[0].Grad()
+	if err != nil {
+		return nil, nil, nil // no gradient buffer: nothing asks for the features' gradient
+	}
+	up, err := output.Grad()
+	if err != nil {
+		return nil, nil, fmt.Errorf("roi: %v.DoDiff: reading the upstream gradient: %w", op, err)
+	}
+	buf, ok := gv.(*tensor.Dense)
+	if ok && buf.Shape().Eq(shape) {
+		if c, err := values.Contiguous(buf); err == nil && c == buf {
+			return buf, up, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("roi: %v.DoDiff: gradient buffer is %T %v, want a contiguous tensor of shape %v", op, gv, values.ShapeOf(gv), shape)
+}

@@ -1,0 +1,90 @@
+// Package roi is RoIAlign and RoIPool for gorgonia, exact to torchvision 0.14's
+// torchvision.ops.roi_align and roi_pool (their CPU kernels), with hand-derived gradients for
+// both gorgonia machines: the second stage of Faster R-CNN pools a fixed-size feature per region.
+//
+// Both ops take features (N, C, H, W) and rois (K, 5), rows (n, x1, y1, x2, y2) of a batch
+// index and a box in image coordinates, of the features' dtype (float32 or float64), and give
+// (K, C, outH, outW). Arithmetic is in the inputs' dtype, in torchvision's order.
+//
+// # RoIAlign
+//
+// With s the spatial scale and offset = 0.5 if aligned else 0, along each axis (y shown; x
+// alike with x1, x2, W, outW):
+//
+//	start  = y1*s - offset
+//	length = y2*s - offset - start        (not aligned: max(length, 1), so degenerate rois are 1x1)
+//	bin    = length / outH
+//	grid   = samplingRatio if > 0, else ceil(length / outH)        (adaptive)
+//	y(ph, iy) = start + ph*bin + (iy + 0.5) * bin / grid,   iy = 0 .. grid-1
+//
+// aligned=True (Detectron2's ROIAlignV2) makes a box's corners pixel corners: the -0.5 puts
+// the sample of a 1-pixel box on that pixel's centre. Each sample (y, x) is bilinear:
+//
+//	outside: y < -1 or y > H or x < -1 or x > W   → contributes 0 (the samples still count)
+//	clamp:   y <= 0 → y = 0;   y_low = floor(y);   y_low >= H-1 → y_low = y_high = H-1, y = H-1;
+//	         else y_high = y_low + 1                                        (x alike)
+//	ly = y - y_low, hy = 1 - ly, lx = x - x_low, hx = 1 - lx
+//	value = hy*hx*v(y_low, x_low) + hy*lx*v(y_low, x_high) + ly*hx*v(y_high, x_low) + ly*lx*v(y_high, x_high)
+//
+// and a bin is the mean over its grid_h x grid_w samples:
+//
+//	out[k, c, ph, pw] = Σ_iy Σ_ix value(y(ph, iy), x(pw, ix)) / max(grid_h*grid_w, 1)
+//
+// A sample is inside exactly when both its coordinates are, and the weights are products
+// w_y * w_x, so the kernel builds each roi's valid samples per axis once and shares them over
+// channels. A negative length (aligned rois with x2 < x1) gives a negative bin: with a fixed
+// sampling ratio the samples run backwards, as in torchvision; adaptive grids of ceil(negative)
+// <= 0 samples give 0. (torchvision 0.14 fails when exactly one axis' adaptive grid is negative,
+// "cannot create std::vector larger than max_size()"; this package gives 0 there too.)
+//
+// Gradient. Align is linear in the features, out = A features, so
+//
+//	dL/dfeatures = A^T up:   each bin's upstream / count is added through the same four weights
+//	                         to the same four pixels, for every sample
+//
+// rois are data: no gradient (DiffWRT false; G.Grad with respect to rois is gorgonia's error).
+// Second order: the diff op up ↦ A^T up is linear in up and does not read the features, so
+// its derivative with respect to up is A again (the forward op applied to the second
+// upstream) and with respect to the features 0; Hessian-vector products through G.Grad twice
+// are exact.
+//
+// # RoIPool
+//
+// torchvision's rounding, in the dtype (round half away from zero):
+//
+//	start = round(y1*s), end = round(y2*s), length = max(end - start + 1, 1)
+//	bin   = length / outH
+//	rows of bin ph: [floor(ph*bin) + start, ceil((ph+1)*bin) + start), clamped to [0, H]
+//
+// (columns alike). A bin is the maximum over its rectangle, scanned row by row from -FLT_MAX
+// (float32's largest magnitude, for float64 too) with a strict >: the first maximum in
+// row-major order wins ties (-0 and +0 are equal), NaN is passed over, an empty bin is 0 with
+// no argmax, and a bin with nothing above -FLT_MAX is -FLT_MAX with no argmax.
+//
+// Gradient: each bin's upstream is added at its argmax (none without one). The argmax is
+// recomputed in the backward pass from the features (the diff op takes features, rois and the
+// upstream): nothing is saved between passes, so nothing can be stale, and the ops stay values
+// safe to share between graphs and goroutines. The scatter's derivative with respect to its
+// upstream is the gather v ↦ v[argmax] and the gather's is the scatter, so second order works
+// as for Align (0 with respect to the features, where the argmax is locally constant).
+//
+// # Execution
+//
+// Both passes run over channel ranges in parallel (GOMAXPROCS workers for large inputs). A
+// worker owns whole (image, channel) planes, so the backward scatter has no races and adds into
+// each plane in roi order, bin order, sample order: the results do not depend on the number of
+// workers. Inputs are read through values.Contiguous, so views give the results of their
+// contiguous copies. Each pass allocates its result and a few small per-worker tables.
+//
+// # Errors
+//
+// Align and Pool validate the nodes and parameters once: nil nodes, nodes of different graphs,
+// features not of rank 4, rois not (K, 5), dtypes other than float32/float64 or mixed, output
+// sizes <= 0 (or > 4096), a spatial scale not finite and > 0 (or 0 in float32), a sampling
+// ratio < -1, Align's options given to Pool. The rois' values are data, checked when the graph
+// runs: a batch index that is not an integer in [0, N) (NaN, Inf, 0.5, -1, N), a coordinate
+// that is NaN or Inf, a corner that overflows the dtype when scaled, an adaptive grid above
+// 2^20 points per axis (a roi of about a million feature pixels per bin; give a sampling
+// ratio), a Pool corner beyond ±2^30 feature pixels. The machine returns the error, naming the
+// roi and the value; nothing panics. An empty map (H or W = 0) gives zeros.
+package roi

@@ -1,0 +1,164 @@
+package roi
+
+import (
+	"fmt"
+	"hash"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// The gradient, derived by hand. With a(k, c, ph, pw) the index of the bin's first maximum
+// (recomputed from the features, never saved from the forward pass: the op is a value and
+// nothing can go stale), Pool is out = P(features) features where P selects a:
+//
+//	dL/dfeatures[n_k, c, i] = Σ_{bins with a = i} up[k, c, ph, pw]   (scatter to the argmax)
+//	dL/drois: none (rois are data, as in torchvision)
+//
+// Second order: the scatter is linear in up, and a is piecewise constant in the features, so
+//
+//	d<v, scatter(up)>/dup = gather(v) = v[n_k, c, a(k, c, ph, pw)]   (0 for an empty bin)
+//	d<v, scatter(up)>/dfeatures = 0 almost everywhere
+//
+// and gather's own derivative with respect to v is the scatter again.
+
+var (
+	_ G.SDOp = poolGradOp{}
+)
+
+// DiffWRT: features, not rois.
+func (o poolOp) DiffWRT(n int) []bool { return featuresOnly(n) }
+
+// SymDiff builds the features' gradient for the TapeMachine: the scatter op on (features,
+// rois, upstream).
+func (o poolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != o.Arity() {
+		return nil, fmt.Errorf("roi: %v.SymDiff: expected %d inputs, got %d", o, o.Arity(), len(inputs))
+	}
+	d, err := G.ApplyOp(poolGradOp{fwd: o}, inputs[0], inputs[1], grad)
+	if err != nil {
+		return nil, fmt.Errorf("roi: %v.SymDiff: %w", o, err)
+	}
+	return G.Nodes{d, nil}, nil
+}
+
+// DoDiff is the LispMachine's backward step: it adds the scatter of the upstream into the
+// features' gradient buffer (accumulating, never overwriting).
+func (o poolOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Node) error {
+	buf, up, err := lispGrad(o, o.Arity(), inputs, output, o.geo.featuresShape())
+	if err != nil || buf == nil {
+		return err
+	}
+	return poolGradOp{fwd: o}.into(buf, inputs[0].Value(), inputs[1].Value(), up)
+}
+
+// poolGradOp is the scatter (gather false: inputs features, rois, upstream of the output's
+// shape → features' shape) or its transpose, the gather (gather true: features, rois, v of the
+// features' shape → the output's shape). Each is the other's derivative with respect to its
+// last input.
+type poolGradOp struct {
+	fwd    poolOp
+	gather bool
+}
+
+func (d poolGradOp) Arity() int { return 3 }
+
+func (d poolGradOp) Type() hm.Type {
+	return hm.NewFnType(tensorType(4), tensorType(2), tensorType(4), tensorType(4))
+}
+
+// shapes are the last input's shape and the result's.
+func (d poolGradOp) shapes() (in, out tensor.Shape) {
+	if d.gather {
+		return d.fwd.geo.featuresShape(), d.fwd.geo.outShape()
+	}
+	return d.fwd.geo.outShape(), d.fwd.geo.featuresShape()
+}
+
+func (d poolGradOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	if len(ds) != d.Arity() {
+		return nil, fmt.Errorf("roi: %v expects %d inputs, got %d", d, d.Arity(), len(ds))
+	}
+	_, out := d.shapes()
+	return out, nil
+}
+
+func (d poolGradOp) ReturnsPtr() bool     { return false }
+func (d poolGradOp) CallsExtern() bool    { return false }
+func (d poolGradOp) OverwritesInput() int { return -1 }
+func (d poolGradOp) String() string {
+	if d.gather {
+		return fmt.Sprintf("RoIPoolGather{%v}", d.fwd.geo)
+	}
+	return fmt.Sprintf("RoIPoolDiff{%v}", d.fwd.geo)
+}
+func (d poolGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, d.String()) }
+func (d poolGradOp) Hashcode() uint32      { return hashOf(d) }
+
+func (d poolGradOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != d.Arity() {
+		return nil, fmt.Errorf("roi: %v expects %d inputs, got %d", d, d.Arity(), len(vals))
+	}
+	features, err := denseInput(d, "features", vals[0], d.fwd.geo.featuresShape(), tensor.Dtype{})
+	if err != nil {
+		return nil, err
+	}
+	_, outShape := d.shapes()
+	out := newZeros(features.Dtype(), outShape)
+	if err := d.into(out, features, vals[1], vals[2]); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// into adds the scatter (or writes the gather) into out, which is contiguous and zero where
+// the gather leaves it.
+func (d poolGradOp) into(out *tensor.Dense, featuresV, roisV, lastV G.Value) error {
+	features, rois, err := d.fwd.inputs(featuresV, roisV)
+	if err != nil {
+		return err
+	}
+	inShape, _ := d.shapes()
+	name := "upstream gradient"
+	if d.gather {
+		name = "second-order upstream"
+	}
+	last, err := denseInput(d, name, lastV, inShape, features.Dtype())
+	if err != nil {
+		return err
+	}
+	if out.Dtype() != features.Dtype() {
+		return fmt.Errorf("roi: %v: result has dtype %v, features %v", d, out.Dtype(), features.Dtype())
+	}
+	mode := poolScatter
+	if d.gather {
+		mode = poolGather
+	}
+	if features.Dtype() == tensor.Float32 {
+		return runPool[float32](d.fwd, mode, features, rois, last, out)
+	}
+	return runPool[float64](d.fwd, mode, features, rois, last, out)
+}
+
+// DiffWRT: the last input only.
+func (d poolGradOp) DiffWRT(n int) []bool {
+	wrt := make([]bool, n)
+	if n > 2 {
+		wrt[2] = true
+	}
+	return wrt
+}
+
+// SymDiff: the derivative of the scatter with respect to its upstream is the gather, and the
+// gather's is the scatter.
+func (d poolGradOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != d.Arity() {
+		return nil, fmt.Errorf("roi: %v.SymDiff: expected %d inputs, got %d", d, d.Arity(), len(inputs))
+	}
+	t, err := G.ApplyOp(poolGradOp{fwd: d.fwd, gather: !d.gather}, inputs[0], inputs[1], grad)
+	if err != nil {
+		return nil, fmt.Errorf("roi: %v.SymDiff: %w", d, err)
+	}
+	return G.Nodes{nil, nil, t}, nil
+}
