@@ -2,6 +2,7 @@ package op_test
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/detlab/smoothl1/op"
 	G "gorgonia.org/gorgonia"
@@ -68,4 +69,37 @@ func ExampleSmoothL1() {
 	fmt.Println(loss.Value()) // 0.125 + 1.5 + 2.5
 	// Output:
 	// 4.125
+}
+
+// ExampleSoftmaxCrossEntropy: PyTorch's F.cross_entropy for a Fast R-CNN box head's class
+// logits (two RoIs, background and two classes), one RoI ignored.
+func ExampleSoftmaxCrossEntropy() {
+	g := G.NewGraph()
+	logits := G.NewMatrix(g, tensor.Float64, G.WithName("logits"), G.WithShape(2, 3),
+		G.WithValue(tensor.New(tensor.WithShape(2, 3), tensor.WithBacking([]float64{0, math.Log(3), 0, 5, 1, 2}))))
+	labels := G.NewVector(g, tensor.Float64, G.WithName("labels"), G.WithShape(2),
+		G.WithValue(tensor.New(tensor.WithShape(2), tensor.WithBacking([]float64{1, -100}))))
+	loss, err := op.SoftmaxCrossEntropy(logits, labels) // mean over the rows not ignored
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	grads, err := G.Grad(loss, logits)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// row 0: softmax (1, 3, 1)/5, label 1: loss -ln(3/5) = 0.510826, gradient (0.2, -0.4, 0.2);
+	// row 1 is ignored
+	fmt.Printf("loss %.6f\n", loss.Value().Data())
+	fmt.Printf("dlogits %.1f\n", grads[0].Value().Data())
+	// Output:
+	// loss 0.510826
+	// dlogits [0.2 -0.4 0.2 0.0 0.0 0.0]
 }

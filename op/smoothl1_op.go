@@ -339,22 +339,14 @@ func (o smoothL1Op) checkValues(vals []G.Value, count int) ([]*tensor.Dense, err
 // checkTensor checks that v is a float tensor of pred's shape (and of dtype dt unless dt is the
 // zero Dtype) and returns it contiguous.
 func (o smoothL1Op) checkTensor(v G.Value, name string, dt tensor.Dtype) (*tensor.Dense, error) {
-	d, ok := v.(*tensor.Dense)
-	if !ok || d == nil {
-		return nil, fmt.Errorf("op: %v: input %s is %T, want *tensor.Dense", o, name, v)
-	}
-	if !d.Shape().Eq(o.shape) {
-		return nil, fmt.Errorf("op: %v: input %s has shape %v, want %v", o, name, d.Shape(), o.shape)
-	}
-	if d.Dtype() != tensor.Float64 && d.Dtype() != tensor.Float32 {
-		return nil, fmt.Errorf("op: %v: input %s has dtype %v, want float32 or float64", o, name, d.Dtype())
-	}
-	if dt != (tensor.Dtype{}) && d.Dtype() != dt {
-		return nil, fmt.Errorf("op: %v: input %s has dtype %v, want %v", o, name, d.Dtype(), dt)
-	}
+	return contiguousFloat(v, o.shape, dt, o, "input "+name)
+}
+
+// contiguous returns d read through values.Contiguous (a view as a row-major copy).
+func contiguous(d *tensor.Dense, who fmt.Stringer, name string) (*tensor.Dense, error) {
 	c, err := values.Contiguous(d)
 	if err != nil {
-		return nil, fmt.Errorf("op: %v: input %s: %w", o, name, err)
+		return nil, fmt.Errorf("op: %v: %s: %w", who, name, err)
 	}
 	return c, nil
 }
