@@ -62,16 +62,19 @@
 // only if the forward wrote it for these very input values and output in this run and nobody
 // took it since; otherwise (a gradient asked twice, a changed value, second order) the factor is
 // recomputed from the inputs with the same arithmetic, so both paths give the same bits. The
-// returned gradient is that buffer, rewritten by the next run (as PyTorch's .grad): copy it to
-// keep it. The TapeMachine reruns only after Reset, which empties its registers, so no other
-// node can hold the buffer when the forward rewrites it. Details in saved.go.
+// returned gradient is that buffer, rewritten in place by the next run: copy it to keep it.
+// Only the loss node the op was built for writes it (its forward checks that its inputs are that
+// node's input values; the op value applied elsewhere recomputes), once per run, and the
+// TapeMachine reruns only after Reset, which empties its registers, so no register can hold the
+// buffer when the forward rewrites it. Details in saved.go.
 //
 // # Inputs
 //
 // Every input may be a view (a column Slice, a .T(), a column-major tensor): it is read through a
 // row-major copy, and a contiguous tensor costs nothing extra. Targets, weights and even pred may
 // be constants (G.NewConstant), as with gorgonia's own ops; all-constant inputs are an error, since
-// there is no graph to build in. Empty tensors work through G.Grad on both machines.
+// there is no graph to build in. Empty tensors work through G.Grad on both machines for the
+// scalar reductions (a cost over an empty None loss needs gorgonia's Sum, which panics on it).
 //
 // # Errors
 //

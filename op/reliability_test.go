@@ -495,3 +495,71 @@ func scalarConst(dt tensor.Dtype, v float64) *G.Node {
 	}
 	return G.NewConstant(v, G.WithName(name))
 }
+
+// TestOpValueReusedElsewhere: a loss node's op value applied again (Node.Op with G.ApplyOp) to
+// the same pred and another target must not disturb the first node's save: the second forward
+// runs after the first node's gradient was handed out (its target depends on that gradient),
+// and the first gradient is read after it. Hand-derived, sigma 3 (beta 1/9), Sum, pred 0:
+// target 0.05 gives x = -0.05, f' = 9x = -0.45; target -0.07 gives 0.63; the second loss is
+// 4 * 4.5 * 0.07^2 = 0.0882, so sink = Σ dL1/dp * L2 = 4 * -0.45 * 0.0882.
+func TestOpValueReusedElsewhere(t *testing.T) {
+	g := G.NewGraph()
+	mk := func(name string, v float64) *G.Node {
+		return node(g, name, dense(tensor.Float64, []int{4}, []float64{v, v, v, v}))
+	}
+	p, t1, t2 := mk("p", 0), mk("t1", 0.05), mk("t2", -0.07)
+	l1 := G.Must(SmoothL1(p, t1, WithSigma(3), WithReduction(Sum)))
+	g1 := mustGrad(t, l1, p)
+	zero := G.NewConstant(0.0, G.WithName("zero64"))
+	t2dep := G.Must(G.Add(t2, G.Must(G.Mul(zero, G.Must(G.Sum(g1[0]))))))
+	l2, err := G.ApplyOp(l1.Op(), p, t2dep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := G.Must(G.Sum(G.Must(G.Mul(g1[0], l2))))
+	g2 := mustGrad(t, l2, p)
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	assertClose(t, "dL1/dp", float64s(g1[0].Value()), []float64{-0.45, -0.45, -0.45, -0.45}, 1e-15, 1e-14)
+	assertClose(t, "dL2/dp", float64s(g2[0].Value()), []float64{0.63, 0.63, 0.63, 0.63}, 1e-15, 1e-14)
+	assertClose(t, "sink", float64s(sink.Value()), []float64{4 * -0.45 * 0.0882}, 1e-15, 1e-13)
+}
+
+// TestSaveReusedWhenPredIsComputed: in a network pred is an op's output, a new tensor every run
+// after Reset. The save must still be taken every step, into one buffer allocated once (no
+// gradient-sized allocation per step), and must not keep the last run's values alive once taken.
+func TestSaveReusedWhenPredIsComputed(t *testing.T) {
+	const n = 1 << 16
+	g := G.NewGraph()
+	x := node(g, "x", dense(tensor.Float64, []int{n}, make([]float64, n)))
+	q := node(g, "q", dense(tensor.Float64, []int{n}, make([]float64, n)))
+	pred := G.Must(G.Mul(x, G.NewConstant(2.0, G.WithName("two64"))))
+	l := G.Must(SmoothL1(pred, q, WithSigma(3)))
+	mustGrad(t, l, x)
+	o := l.Op().(smoothL1Op)
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	buffers := map[*tensor.Dense]bool{}
+	const steps = 10
+	for s := 0; s < steps; s++ {
+		if err := m.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		o.save.mu.Lock()
+		buffers[o.save.buf] = true
+		if o.save.read != nil || o.save.out != nil {
+			t.Fatalf("step %d: the taken save still references the values it was made from", s)
+		}
+		o.save.mu.Unlock()
+		m.Reset()
+	}
+	if got := o.save.taken.Load(); got != steps {
+		t.Fatalf("the save was taken %d times in %d steps (recomputed %d)", got, steps, o.save.recomputed.Load())
+	}
+	if len(buffers) != 1 {
+		t.Fatalf("%d distinct save buffers over %d steps, want 1", len(buffers), steps)
+	}
+}

@@ -20,14 +20,19 @@ import (
 // the buffer as dL/dpred: one read of the four inputs per training step instead of two, and no
 // gradient tensor allocated per step.
 //
-// The buffer is reused: the next run's forward rewrites it. That is safe for the machines,
-// because the TapeMachine reruns only after Reset, which empties every register (so no register
-// of a later step can hold it before the diff op hands it out again), and the LispMachine's
-// DoDiff only reads it. It means, as with PyTorch's .grad, that the gradient value of one run is
-// overwritten by the next: copy it to keep it.
+// The buffer is reused: the next run's forward rewrites it, so the gradient value of one run
+// changes in place at the next (copy it to keep it). That is safe for the machines because only
+// the loss node the op was built for writes it (below), once per run, and the TapeMachine reruns
+// only after Reset, which empties every register: no register of the new run can hold the
+// buffer before the diff op hands it out again. The LispMachine's DoDiff only reads it.
 //
-// The save is owned by one entry, written in one place (the forward) and checked before use. The
-// diff op takes it only when every check passes:
+// The owner: SmoothL1 records the input nodes it built the loss from. A forward saves only when
+// the values it is given are those nodes' current values, that is, when it runs as that node.
+// The same op value applied to other inputs (Node.Op reused with G.ApplyOp) computes its loss
+// and recomputes its gradient, and never touches the buffer.
+//
+// The save is written in one place (the owner's forward) and checked before use. The diff op
+// takes it only when every check passes:
 //   - the forward wrote it and nobody has taken it since (fresh);
 //   - the forward read the very values the diff op is given (the same pred, target and weight
 //     values, and the same forward output value: same run, same node);
@@ -36,34 +41,25 @@ import (
 // Otherwise, and always for second-order ops, it recomputes the factor from the inputs into a
 // new tensor, with the same arithmetic (gradPred), so both paths give the same bits. A gradient
 // asked twice, two losses on the same inputs, a changed value between runs or a forward that did
-// not run all fall back to the recomputation, never to a stale save.
-//
-// Entries are keyed by the pred value, so an op value shared between graphs (Node.Op applied
-// elsewhere) keeps one save per graph; at most maxSaves are kept. Two graphs run at once that
-// share both the op value and the pred tensor share its buffer: give each graph its own op.
+// not run all fall back to the recomputation, never to a stale save. Once taken, the save drops
+// its references to the values it was made from.
 type saved struct {
 	wanted atomic.Bool // a gradient was asked of this op: its forward saves the factor
 
 	// taken and recomputed count the diff op's two paths (for tests and profiling).
 	taken, recomputed atomic.Int64
 
-	mu      sync.Mutex
-	entries []*saveEntry // most recently used last
+	mu    sync.Mutex
+	owner []*G.Node // the input nodes of the loss node the op was built for
+	read  []G.Value // the input values the last saving forward read (nil once taken)
+	out   G.Value   // the value it returned
+	buf   *tensor.Dense
+	fresh bool // written by the last forward, not taken since
+	busy  bool // a forward is writing buf, or a diff op is reading it
 }
-
-const maxSaves = 4
 
 // neverSave turns saving off, so that tests can compare the recomputation with the save.
 var neverSave = false
-
-type saveEntry struct {
-	key   G.Value       // pred's value as given to Do
-	read  [4]G.Value    // the input values the forward read (nil past Arity)
-	out   G.Value       // the value the forward returned
-	buf   *tensor.Dense // the factor, pred's shape and dtype (also the gradient once handed out)
-	fresh bool          // written by the last forward, not taken since
-	busy  bool          // a forward is writing buf, or a diff op is reading it
-}
 
 // want records that a gradient was asked of the op: from now on its forward saves the factor.
 func (s *saved) want() {
@@ -72,106 +68,77 @@ func (s *saved) want() {
 	}
 }
 
-// beginForward returns the entry and buffer the forward should write the factor into, or nils
-// when it should not save (no gradient asked, or the entry is in use). A non-nil entry must be
-// ended with endForward; dt and shape are pred's.
-func (s *saved) beginForward(vals []G.Value, dt tensor.Dtype, shape tensor.Shape) (*saveEntry, *tensor.Dense) {
-	if s == nil || !s.wanted.Load() || neverSave {
-		return nil, nil
-	}
+// setOwner records the input nodes of the loss node the op was built for.
+func (s *saved) setOwner(nodes []*G.Node) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.lookup(vals[0])
-	if e == nil {
-		e = &saveEntry{key: vals[0]}
-		if len(s.entries) >= maxSaves {
-			for i, old := range s.entries {
-				if !old.busy {
-					s.entries = append(s.entries[:i], s.entries[i+1:]...)
-					break
-				}
-			}
-		}
-		if len(s.entries) >= maxSaves {
-			return nil, nil
-		}
-		s.entries = append(s.entries, e)
-	}
-	if e.busy {
-		return nil, nil
-	}
-	e.busy, e.fresh = true, false
-	if e.buf == nil || e.buf.Dtype() != dt || !e.buf.Shape().Eq(shape) {
-		e.buf = tensor.New(tensor.Of(dt), tensor.WithShape(shape.Clone()...))
-	}
-	return e, e.buf
-}
-
-// endForward records what the forward read and returned, making the save fresh; ok false (the
-// forward failed) leaves it stale.
-func (s *saved) endForward(e *saveEntry, vals []G.Value, out G.Value, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e.busy = false
-	if !ok {
-		return
-	}
-	e.read = [4]G.Value{}
-	copy(e.read[:], vals)
-	e.out = out
-	e.fresh = true
-}
-
-// take returns the fresh save matching the forward inputs vals and output out, or nil. With
-// handOut the buffer becomes the caller's gradient value until the next forward; without, the
-// caller reads it and must call release.
-func (s *saved) take(vals []G.Value, out G.Value, handOut bool) (*saveEntry, *tensor.Dense) {
-	if s == nil || len(vals) == 0 || len(vals) > 4 {
-		return nil, nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.lookup(vals[0])
-	if e == nil || !e.fresh || e.busy || e.buf == nil || !sameValue(e.out, out) {
-		s.recomputed.Add(1)
-		return nil, nil
-	}
-	for i, v := range vals {
-		if !sameValue(e.read[i], v) {
-			s.recomputed.Add(1)
-			return nil, nil
-		}
-	}
-	s.taken.Add(1)
-	buf := e.buf
-	e.fresh = false
-	if handOut {
-		return nil, buf
-	}
-	e.busy = true
-	return e, buf
-}
-
-// release ends a read started by take without handOut.
-func (s *saved) release(e *saveEntry) {
-	if e == nil {
-		return
-	}
-	s.mu.Lock()
-	e.busy = false
+	s.owner = append([]*G.Node(nil), nodes...)
 	s.mu.Unlock()
 }
 
-// lookup finds key's entry and moves it to the end (most recently used). s.mu is held.
-func (s *saved) lookup(key G.Value) *saveEntry {
-	for i, e := range s.entries {
-		if sameValue(e.key, key) {
-			copy(s.entries[i:], s.entries[i+1:])
-			s.entries[len(s.entries)-1] = e
-			return e
+// beginForward returns the buffer the forward should write the factor into, or nil when it
+// should not save: no gradient asked, not the owner's inputs, or the buffer in use. A non-nil
+// buffer must be released with endForward; dt and shape are pred's.
+func (s *saved) beginForward(vals []G.Value, dt tensor.Dtype, shape tensor.Shape) *tensor.Dense {
+	if s == nil || !s.wanted.Load() || neverSave {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy || len(s.owner) != len(vals) {
+		return nil
+	}
+	for i, n := range s.owner {
+		if !sameValue(n.Value(), vals[i]) {
+			return nil
 		}
 	}
-	return nil
+	s.busy, s.fresh = true, false
+	s.read, s.out = nil, nil
+	if s.buf == nil || s.buf.Dtype() != dt || !s.buf.Shape().Eq(shape) {
+		s.buf = tensor.New(tensor.Of(dt), tensor.WithShape(shape.Clone()...))
+	}
+	return s.buf
+}
+
+// endForward records what the forward read and returned, making the save fresh.
+func (s *saved) endForward(vals []G.Value, out G.Value) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.busy = false
+	s.read = append([]G.Value(nil), vals...)
+	s.out = out
+	s.fresh = true
+}
+
+// take returns the fresh save matching the forward inputs vals and output out, or nil. With
+// handOut the buffer becomes the caller's gradient value until the next run's forward; without,
+// the caller reads it and must call release.
+func (s *saved) take(vals []G.Value, out G.Value, handOut bool) *tensor.Dense {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ok := s.fresh && !s.busy && s.buf != nil && sameValue(s.out, out) && len(s.read) == len(vals)
+	for i := 0; ok && i < len(vals); i++ {
+		ok = sameValue(s.read[i], vals[i])
+	}
+	if !ok {
+		s.recomputed.Add(1)
+		return nil
+	}
+	s.taken.Add(1)
+	s.fresh = false
+	s.read, s.out = nil, nil
+	s.busy = !handOut
+	return s.buf
+}
+
+// release ends a read started by take without handOut.
+func (s *saved) release() {
+	s.mu.Lock()
+	s.busy = false
+	s.mu.Unlock()
 }
 
 // sameValue reports whether a and b are the same value object (pointer identity; values of

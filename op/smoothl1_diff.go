@@ -109,8 +109,10 @@ func (o smoothL1Op) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Nod
 		}
 		buffers[i] = buf
 	}
-	entry, factor := o.save.take(vals, output.Value(), false)
-	defer o.save.release(entry)
+	factor := o.save.take(vals, output.Value(), false)
+	if factor != nil {
+		defer o.save.release()
+	}
 	switch dense[0].Dtype() {
 	case tensor.Float64:
 		return accumulateGrad[float64](o, dense, factor, up, buffers)
@@ -268,7 +270,7 @@ func backward[T float](o smoothL1Op, dense []*tensor.Dense, vals []G.Value, up G
 	if err != nil {
 		return nil, err
 	}
-	_, out := o.save.take(vals[:o.Arity()], vals[o.Arity()], true)
+	out := o.save.take(vals[:o.Arity()], vals[o.Arity()], true)
 	if out == nil {
 		out = denseLike[T](o, dense[0], prealloc)
 		gradPred(&o.p, slicesOf[T](o, dense), nil, o.factorNorm(), out.Data().([]T))

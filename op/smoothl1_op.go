@@ -60,6 +60,8 @@ func SmoothL1(pred, target *G.Node, opts ...Option) (*G.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("op: SmoothL1: %w", err)
 	}
+	// the save belongs to this node (saved.go); a node gorgonia merged this one into keeps its own
+	o.save.setOwner(nodes)
 	return n, nil
 }
 
@@ -288,7 +290,7 @@ func (o smoothL1Op) do(prealloc G.Value, vals []G.Value) (G.Value, error) {
 		return o.empty(dense[0].Dtype())
 	}
 	dt := dense[0].Dtype()
-	entry, buf := o.save.beginForward(vals[:o.Arity()], dt, o.shape)
+	buf := o.save.beginForward(vals[:o.Arity()], dt, o.shape)
 	var out G.Value
 	switch dt {
 	case tensor.Float64:
@@ -296,8 +298,8 @@ func (o smoothL1Op) do(prealloc G.Value, vals []G.Value) (G.Value, error) {
 	default: // checkValues admits only float32 and float64
 		out = forward[float32](o, dense, buf, prealloc)
 	}
-	if entry != nil {
-		o.save.endForward(entry, vals[:o.Arity()], out, true)
+	if buf != nil {
+		o.save.endForward(vals[:o.Arity()], out)
 	}
 	return out, nil
 }

@@ -28,7 +28,7 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		if sum != nil && sum.Diverged {
-			fmt.Fprintf(os.Stderr, "wrote %s/{metrics.csv,summary.json} for the %d steps before it\n", o.Out, sum.Steps)
+			fmt.Fprintf(os.Stderr, "wrote %s/{metrics.csv,summary.json} (%d steps with a finite loss)\n", o.Out, sum.Steps)
 		}
 		os.Exit(1)
 	}
