@@ -5,6 +5,7 @@ import (
 	"hash"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/opkit"
 	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -142,38 +143,10 @@ func accumulateGrad[T float](o smoothL1Op, dense []*tensor.Dense, factor *tensor
 	}
 	for k, buf := range buffers {
 		if buf != nil {
-			if err := accumulate(buf, d, k == 1); err != nil {
+			if err := opkit.Accumulate(buf, d, k == 1); err != nil {
 				return fmt.Errorf("op: %v.DoDiff: %w", o, err)
 			}
 		}
-	}
-	return nil
-}
-
-// accumulate adds d (row-major) into the gradient buffer buf, or subtracts it, element by
-// element: buf may be a view when its node's value is one.
-func accumulate[T float](buf *tensor.Dense, d []T, subtract bool) error {
-	offsets, err := values.Offsets(buf)
-	if err != nil {
-		return err
-	}
-	dst, ok := buf.Data().([]T)
-	if !ok {
-		return fmt.Errorf("gradient buffer has dtype %v", buf.Dtype())
-	}
-	sign := T(1)
-	if subtract {
-		sign = -1
-	}
-	if offsets == nil {
-		dst = dst[:len(d)]
-		for i, v := range d {
-			dst[i] += sign * v
-		}
-		return nil
-	}
-	for i, off := range offsets {
-		dst[off] += sign * d[i]
 	}
 	return nil
 }
@@ -212,7 +185,7 @@ func (d smoothL1DiffOp) CallsExtern() bool     { return false }
 func (d smoothL1DiffOp) OverwritesInput() int  { return -1 }
 func (d smoothL1DiffOp) String() string        { return "SmoothL1Diff{" + d.fwd.describe() + "}" }
 func (d smoothL1DiffOp) WriteHash(h hash.Hash) { fmt.Fprint(h, d.String()) }
-func (d smoothL1DiffOp) Hashcode() uint32      { return hashOf(d) }
+func (d smoothL1DiffOp) Hashcode() uint32      { return opkit.Hash(d) }
 
 func (d smoothL1DiffOp) Do(vals ...G.Value) (G.Value, error) { return d.do(nil, vals) }
 
@@ -354,7 +327,7 @@ func (d smoothL1Diff2Op) String() string {
 	return fmt.Sprintf("SmoothL1Diff2{wrtGrad=%t, %s}", d.wrtGrad, d.fwd.describe())
 }
 func (d smoothL1Diff2Op) WriteHash(h hash.Hash) { fmt.Fprint(h, d.String()) }
-func (d smoothL1Diff2Op) Hashcode() uint32      { return hashOf(d) }
+func (d smoothL1Diff2Op) Hashcode() uint32      { return opkit.Hash(d) }
 
 func (d smoothL1Diff2Op) Do(vals ...G.Value) (G.Value, error) {
 	o := d.fwd
@@ -436,7 +409,7 @@ func (n negOp) CallsExtern() bool     { return false }
 func (n negOp) OverwritesInput() int  { return -1 }
 func (n negOp) String() string        { return fmt.Sprintf("SmoothL1Neg{shape=%v}", n.shape) }
 func (n negOp) WriteHash(h hash.Hash) { fmt.Fprint(h, n.String()) }
-func (n negOp) Hashcode() uint32      { return hashOf(n) }
+func (n negOp) Hashcode() uint32      { return opkit.Hash(n) }
 
 func (n negOp) Do(vals ...G.Value) (G.Value, error) {
 	if len(vals) != 1 {
@@ -514,9 +487,9 @@ func (n negOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Node) er
 	}
 	switch src := u.Data().(type) {
 	case []float64:
-		err = accumulate(buf, src, true)
+		err = opkit.Accumulate(buf, src, true)
 	case []float32:
-		err = accumulate(buf, src, true)
+		err = opkit.Accumulate(buf, src, true)
 	}
 	if err != nil {
 		return fmt.Errorf("op: %v.DoDiff: %w", n, err)

@@ -3,10 +3,9 @@ package op
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
 
 	"github.com/chewxy/hm"
-	"github.com/detlab/smoothl1/internal/values"
+	"github.com/detlab/smoothl1/internal/opkit"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -110,17 +109,12 @@ func newSmoothL1Op(pred, target *G.Node, c *config) (smoothL1Op, error) {
 	}
 	// Constants (G.NewConstant) belong to no graph and are accepted wherever data is; every
 	// other node must share one graph.
-	graph, graphOf := pred.Graph(), "pred"
+	if err := opkit.OneGraph([]string{"pred", "target", "insideW", "outsideW"}, pred, target, c.insideW, c.outsideW); err != nil {
+		return o, fmt.Errorf("op: %w", err)
+	}
 	for _, a := range named {
 		if a.n == nil {
 			continue
-		}
-		if g := a.n.Graph(); g != nil {
-			if graph == nil {
-				graph, graphOf = g, a.name
-			} else if g != graph {
-				return o, fmt.Errorf("op: %s belongs to a different graph than %s", a.name, graphOf)
-			}
 		}
 		if a.n.Dtype() != dt {
 			return o, fmt.Errorf("op: %s has dtype %v but pred has dtype %v", a.name, a.n.Dtype(), dt)
@@ -168,9 +162,6 @@ func newSmoothL1Op(pred, target *G.Node, c *config) (smoothL1Op, error) {
 	}
 	o.hasInside = c.insideW != nil
 	o.hasOutside = c.outsideW != nil
-	if graph == nil {
-		return o, fmt.Errorf("op: pred, target and the weights are all constants (G.NewConstant), so they belong to no graph; make one of them a graph node (G.NewTensor, ...)")
-	}
 	o.targetGrad = c.targetGrad
 	o.shape = shape
 	o.save = &saved{}
@@ -263,13 +254,7 @@ func (o smoothL1Op) describe() string {
 
 func (o smoothL1Op) String() string        { return "SmoothL1{" + o.describe() + "}" }
 func (o smoothL1Op) WriteHash(h hash.Hash) { fmt.Fprint(h, o.String()) }
-func (o smoothL1Op) Hashcode() uint32      { return hashOf(o) }
-
-func hashOf(o interface{ WriteHash(hash.Hash) }) uint32 {
-	h := fnv.New32a()
-	o.WriteHash(h)
-	return h.Sum32()
-}
+func (o smoothL1Op) Hashcode() uint32      { return opkit.Hash(o) }
 
 // Do runs the fused forward pass.
 func (o smoothL1Op) Do(vals ...G.Value) (G.Value, error) {
@@ -341,16 +326,11 @@ func (o smoothL1Op) checkValues(vals []G.Value, count int) ([]*tensor.Dense, err
 // checkTensor checks that v is a float tensor of pred's shape (and of dtype dt unless dt is the
 // zero Dtype) and returns it contiguous.
 func (o smoothL1Op) checkTensor(v G.Value, name string, dt tensor.Dtype) (*tensor.Dense, error) {
-	return contiguousFloat(v, o.shape, dt, o, "input "+name)
-}
-
-// contiguous returns d read through values.Contiguous (a view as a row-major copy).
-func contiguous(d *tensor.Dense, who fmt.Stringer, name string) (*tensor.Dense, error) {
-	c, err := values.Contiguous(d)
+	d, err := opkit.DenseInput(o, "input "+name, v, o.shape, dt)
 	if err != nil {
-		return nil, fmt.Errorf("op: %v: %s: %w", who, name, err)
+		return nil, fmt.Errorf("op: %w", err)
 	}
-	return c, nil
+	return d, nil
 }
 
 func (o smoothL1Op) inputName(i int) string {

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/opkit"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -87,10 +88,8 @@ func SoftmaxCrossEntropy(logits, labels *G.Node, opts ...XentOption) (*G.Node, e
 	if s := labels.Shape(); len(s) != 1 || labels.IsScalar() || s[0] != ls[0] {
 		return nil, fmt.Errorf("op: SoftmaxCrossEntropy: labels have shape %v; logits of shape %v need (%d)", s, ls, ls[0])
 	}
-	if g1, g2 := logits.Graph(), labels.Graph(); g1 != nil && g2 != nil && g1 != g2 {
-		return nil, fmt.Errorf("op: SoftmaxCrossEntropy: labels belong to a different graph than logits")
-	} else if g1 == nil && g2 == nil {
-		return nil, fmt.Errorf("op: SoftmaxCrossEntropy: logits and labels are both constants (G.NewConstant), so they belong to no graph")
+	if err := opkit.OneGraph([]string{"logits", "labels"}, logits, labels); err != nil {
+		return nil, fmt.Errorf("op: SoftmaxCrossEntropy: %w", err)
 	}
 	if c.haveReduction && c.reduction != None && c.reduction != Sum && c.reduction != Mean {
 		return nil, fmt.Errorf("op: SoftmaxCrossEntropy: reduction %v is not one of None, Sum, Mean", c.reduction)
@@ -146,7 +145,7 @@ func (o xentOp) describe() string {
 }
 func (o xentOp) String() string        { return "SoftmaxCrossEntropy{" + o.describe() + "}" }
 func (o xentOp) WriteHash(h hash.Hash) { fmt.Fprint(h, o.String()) }
-func (o xentOp) Hashcode() uint32      { return hashOf(o) }
+func (o xentOp) Hashcode() uint32      { return opkit.Hash(o) }
 
 func (o xentOp) Do(vals ...G.Value) (G.Value, error) {
 	in, err := o.read(vals)
@@ -216,20 +215,11 @@ func (o xentOp) read(vals []G.Value) (xentInputs, error) {
 // contiguousFloat checks that v is a float tensor of the given shape (and dtype, unless zero) and
 // returns it contiguous.
 func contiguousFloat(v G.Value, shape tensor.Shape, dt tensor.Dtype, who fmt.Stringer, name string) (*tensor.Dense, error) {
-	d, ok := v.(*tensor.Dense)
-	if !ok || d == nil {
-		return nil, fmt.Errorf("op: %v: %s is %T, want *tensor.Dense", who, name, v)
+	d, err := opkit.DenseInput(who, name, v, shape, dt)
+	if err != nil {
+		return nil, fmt.Errorf("op: %w", err)
 	}
-	if !d.Shape().Eq(shape) {
-		return nil, fmt.Errorf("op: %v: %s has shape %v, want %v", who, name, d.Shape(), shape)
-	}
-	if d.Dtype() != tensor.Float64 && d.Dtype() != tensor.Float32 {
-		return nil, fmt.Errorf("op: %v: %s has dtype %v, want float32 or float64", who, name, d.Dtype())
-	}
-	if dt != (tensor.Dtype{}) && d.Dtype() != dt {
-		return nil, fmt.Errorf("op: %v: %s has dtype %v, want %v", who, name, d.Dtype(), dt)
-	}
-	return contiguous(d, who, name)
+	return d, nil
 }
 
 // norm is 1/(rows counted) for Mean (NaN-producing 1/0 when none is), else 1.

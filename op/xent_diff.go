@@ -5,6 +5,7 @@ import (
 	"hash"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/opkit"
 	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -64,9 +65,9 @@ func (o xentOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Node) e
 	}
 	switch src := d.Data().(type) {
 	case []float64:
-		err = accumulate(buf, src, false)
+		err = opkit.Accumulate(buf, src, false)
 	case []float32:
-		err = accumulate(buf, src, false)
+		err = opkit.Accumulate(buf, src, false)
 	}
 	if err != nil {
 		return fmt.Errorf("op: %v.DoDiff: %w", o, err)
@@ -117,7 +118,7 @@ func (d xentDiffOp) CallsExtern() bool     { return false }
 func (d xentDiffOp) OverwritesInput() int  { return -1 }
 func (d xentDiffOp) String() string        { return "SoftmaxCrossEntropyDiff{" + d.fwd.describe() + "}" }
 func (d xentDiffOp) WriteHash(h hash.Hash) { fmt.Fprint(h, d.String()) }
-func (d xentDiffOp) Hashcode() uint32      { return hashOf(d) }
+func (d xentDiffOp) Hashcode() uint32      { return opkit.Hash(d) }
 
 func (d xentDiffOp) Do(vals ...G.Value) (G.Value, error) {
 	if len(vals) != 3 {
@@ -219,7 +220,7 @@ func (d xentDiff2Op) String() string {
 	return fmt.Sprintf("SoftmaxCrossEntropyDiff2{wrtGrad=%t, %s}", d.wrtGrad, d.fwd.describe())
 }
 func (d xentDiff2Op) WriteHash(h hash.Hash) { fmt.Fprint(h, d.String()) }
-func (d xentDiff2Op) Hashcode() uint32      { return hashOf(d) }
+func (d xentDiff2Op) Hashcode() uint32      { return opkit.Hash(d) }
 
 func (d xentDiff2Op) Do(vals ...G.Value) (G.Value, error) {
 	o := d.fwd
