@@ -90,3 +90,93 @@ func BenchmarkAssignAndLoss8x64x64(b *testing.B)         { benchLoss(b, DefaultC
 func BenchmarkAssignAndLoss8x64x64Torchvision(b *testing.B) {
 	benchLoss(b, TorchvisionConfig(), true)
 }
+
+// fpnScene is torchvision's FPN RPN on 8 images of 800x1216: sizes 32-512 on 5 levels (feature
+// maps 200x304, 100x152, 50x76, 25x38, 13x19; strides 4-64), ratios 0.5/1/2, 242,991 anchors per
+// image, random float32 logits N(0, 1) and deltas N(0, 1) (as a fresh head's outputs).
+// torchvision's fifth level has strides 61 (800 // 13) by 64 (1216 // 19); NewAnchors takes one
+// stride, 64 (the same workload).
+func fpnScene(b *testing.B) ([]*Anchors, []G.Value, []G.Value, []Image) {
+	rng := rand.New(rand.NewSource(33))
+	const B = 8
+	maps := [][2]int{{200, 304}, {100, 152}, {50, 76}, {25, 38}, {13, 19}}
+	var levels []*Anchors
+	var objectness, deltas []G.Value
+	for l, hw := range maps {
+		an, err := NewAnchors(TorchvisionCellAnchors([]float64{float64(int(32) << l)}, []float64{0.5, 1, 2}), hw[0], hw[1], float64(int(4)<<l))
+		if err != nil {
+			b.Fatal(err)
+		}
+		levels = append(levels, an)
+		s := make([]float64, B*an.A*hw[0]*hw[1])
+		d := make([]float64, 4*len(s))
+		for i := range s {
+			s[i] = rng.NormFloat64()
+		}
+		for i := range d {
+			d[i] = rng.NormFloat64()
+		}
+		objectness = append(objectness, values.Dense(tensor.Float32, tensor.Shape{B, an.A, hw[0], hw[1]}, s))
+		deltas = append(deltas, values.Dense(tensor.Float32, tensor.Shape{B, 4 * an.A, hw[0], hw[1]}, d))
+	}
+	images := make([]Image, B)
+	for i := range images {
+		images[i] = Image{Height: 800, Width: 1216}
+	}
+	return levels, objectness, deltas, images
+}
+
+// BenchmarkProposalsFPN8x800x1216: rpn.Proposals with TorchvisionProposals(train) and (eval),
+// the default call; "with-anchors" also builds the five levels' anchors each time (torchvision's
+// AnchorGenerator runs every forward); the floor reads every logit and selects each level's top
+// n, without decoding or NMS. Compare with torchvision's anchors + decode + filter_proposals
+// (scripts/proposals_compare.py runs both in one go).
+func BenchmarkProposalsFPN8x800x1216(b *testing.B) {
+	levels, objectness, deltas, images := fpnScene(b)
+	for _, train := range []bool{true, false} {
+		name := map[bool]string{true: "train", false: "eval"}[train]
+		cfg := TorchvisionProposals(train)
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := Proposals(cfg, levels, objectness, deltas, images); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/with-anchors", func(b *testing.B) {
+			maps := [][2]int{{200, 304}, {100, 152}, {50, 76}, {25, 38}, {13, 19}}
+			for i := 0; i < b.N; i++ {
+				fresh := make([]*Anchors, len(maps))
+				for l, hw := range maps {
+					an, err := NewAnchors(TorchvisionCellAnchors([]float64{float64(int(32) << l)}, []float64{0.5, 1, 2}), hw[0], hw[1], float64(int(4)<<l))
+					if err != nil {
+						b.Fatal(err)
+					}
+					fresh[l] = an
+				}
+				if _, err := Proposals(cfg, fresh, objectness, deltas, images); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/floor-topn-only", func(b *testing.B) {
+			var keys []float64
+			var index []int32
+			for i := 0; i < b.N; i++ {
+				for l, an := range levels {
+					data := objectness[l].Data().([]float32)
+					n := an.A * an.H * an.W
+					for im := range images {
+						keys, index = keys[:0], index[:0]
+						for k, v := range data[im*n : (im+1)*n] {
+							keys = append(keys, float64(v))
+							index = append(index, int32(k))
+						}
+						selectTop(keys, index, cfg.PreNMSTopN)
+					}
+				}
+			}
+		})
+	}
+}
