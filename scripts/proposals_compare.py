@@ -16,7 +16,7 @@ Workloads (as rpn.BenchmarkProposalsFPN8x800x1216 and box.BenchmarkNMS12000):
 import os
 import re
 import subprocess
-import time
+import sys
 
 import torch
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -25,17 +25,8 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead, con
 from torchvision.ops import nms
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-
-
-def timeit(fn, min_time=3.0):
-    fn()  # warm up
-    n, start = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        el = time.perf_counter() - start
-        if el >= min_time and n >= 5:
-            return el / n
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_compare import timeit  # noqa: E402  (one timing loop for both scripts)
 
 
 def proposals_workload(train):
@@ -73,9 +64,9 @@ def nms_workload():
 def main():
     torch.set_num_threads(2)
     torchvision_ms = {
-        "train": timeit(proposals_workload(True)) * 1e3,
-        "eval": timeit(proposals_workload(False)) * 1e3,
-        "nms": timeit(nms_workload()) * 1e3,
+        "train": timeit(proposals_workload(True), 3.0) * 1e3,
+        "eval": timeit(proposals_workload(False), 3.0) * 1e3,
+        "nms": timeit(nms_workload(), 3.0) * 1e3,
     }
     for k, v in torchvision_ms.items():
         print(f"torchvision {k}: {v:.1f} ms")
