@@ -53,13 +53,12 @@ type run struct{ first, count, step int }
 // box.
 type span struct{ x0, x1, y0, y1 int }
 
-// window returns, in runs (reused), the anchors that can overlap box g: a superset of every
-// anchor with a positive intersection. Without a grid it is every anchor. spans is scratch of
-// length A.
-func (an *Anchors) window(grid bool, g [4]float64, runs []run, spans []span) []run {
-	runs = runs[:0]
+// window appends to runs the anchors that can overlap box g, numbered from offset: a superset
+// of every anchor with a positive intersection. Without a grid it is every anchor. spans is
+// scratch of length >= A.
+func (an *Anchors) window(grid bool, g [4]float64, offset int, runs []run, spans []span) []run {
 	if !grid {
-		return append(runs, run{0, len(an.Boxes), 1})
+		return append(runs, run{offset, len(an.Boxes), 1})
 	}
 	s := an.stride
 	lo := func(v float64, hi int) int { return gridIndex(math.Ceil, v, 0, hi, true) }
@@ -77,7 +76,7 @@ func (an *Anchors) window(grid bool, g [4]float64, runs []run, spans []span) []r
 	for y := Y0; y <= Y1; y++ {
 		for a, sp := range spans[:an.A] {
 			if y >= sp.y0 && y <= sp.y1 && sp.x0 <= sp.x1 {
-				runs = append(runs, run{(y*an.W+sp.x0)*an.A + a, sp.x1 - sp.x0 + 1, an.A})
+				runs = append(runs, run{offset + (y*an.W+sp.x0)*an.A + a, sp.x1 - sp.x0 + 1, an.A})
 			}
 		}
 	}
@@ -163,23 +162,87 @@ type Targets struct {
 //  2. label 0 where the anchor's best IoU < NegativeIoU; label 1 for each gt's best anchors
 //     (ties included, skipping a gt whose best IoU is 0); label 1 where the best IoU >=
 //     PositiveIoU; with ClobberPositives the negative rule is applied last;
-//  3. at most FgFraction*BatchSize positives and BatchSize - #positives negatives are kept,
-//     the rest chosen at random (seed Seed + b) turned to -1;
+//  3. at most FgFraction*AnchorsPerImage positives and AnchorsPerImage - #positives negatives
+//     are kept, the rest chosen at random (seed Seed + b) turned to -1;
 //  4. an image without gt boxes has every kept anchor negative.
 //
 // No anchors x gt matrix is held: IoUs are computed on the fly, twice (once for the maxima, once
 // for the ties), with O(#anchors + #gt) memory per image, and for anchors made by NewAnchors
 // only for the anchors whose grid cell lets them overlap the gt. Images are processed in parallel;
-// results do not depend on scheduling.
+// results do not depend on scheduling. It is AssignTargetsLevels with one level.
 //
 // Errors name the image and box: a gt box with a non-finite coordinate, x2 < x1 or y2 < y1, or
 // (without PlusOne) zero width or height; an image size that is not finite and > 0.
 func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, error) {
+	if anchors == nil {
+		return nil, fmt.Errorf("rpn: anchors are nil")
+	}
+	ts, err := assignLevels(cfg, []*Anchors{anchors}, images)
+	if err != nil {
+		return nil, err
+	}
+	return ts[0], nil
+}
+
+// AssignTargetsLevels is AssignTargets for a multi-level (FPN) RPN, as torchvision's
+// RegionProposalNetwork with one AnchorGenerator size per level: the levels' anchors of an
+// image are matched as one list (level by level, (y, x, a) within a level), so a gt's best
+// anchor may lie on any level and ties across levels are all positive; one sampler draws
+// AnchorsPerImage anchors over all levels. It returns one Targets per level, laid out for that
+// level's outputs; their NumPos and NumNeg, and the normalisation in the weights, count the
+// whole image (all levels), so the levels' losses add up to the loss over the concatenation
+// (LossLevels). Errors as AssignTargets, naming the level.
+func AssignTargetsLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, error) {
+	if len(levels) == 0 {
+		return nil, fmt.Errorf("rpn: AssignTargetsLevels: no levels")
+	}
+	return assignLevels(cfg, levels, images)
+}
+
+// anchorSet is the anchors of all levels as one list: anchor i of the image is anchor
+// i - offsets[l] of the level l whose range holds it.
+type anchorSet struct {
+	levels  []*Anchors
+	offsets []int
+	grids   []bool
+	boxes   [][4]float64 // concatenated (level 0's own slice when there is one level)
+	maxA    int
+}
+
+// window appends the runs of anchors (all levels) that can overlap g.
+func (set *anchorSet) window(g [4]float64, runs []run, spans []span) []run {
+	runs = runs[:0]
+	for l, an := range set.levels {
+		runs = an.window(set.grids[l], g, set.offsets[l], runs, spans)
+	}
+	return runs
+}
+
+func assignLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := anchors.validate(); err != nil {
-		return nil, err
+	set := &anchorSet{levels: levels}
+	total := 0
+	for l, an := range levels {
+		if err := an.validate(); err != nil {
+			if len(levels) > 1 {
+				return nil, fmt.Errorf("rpn: level %d: %w", l, err)
+			}
+			return nil, err
+		}
+		set.offsets = append(set.offsets, total)
+		set.grids = append(set.grids, an.onGrid())
+		set.maxA = max(set.maxA, an.A)
+		total += len(an.Boxes)
+	}
+	if len(levels) == 1 {
+		set.boxes = levels[0].Boxes
+	} else {
+		set.boxes = make([][4]float64, 0, total)
+		for _, an := range levels {
+			set.boxes = append(set.boxes, an.Boxes...)
+		}
 	}
 	if len(images) == 0 {
 		return nil, fmt.Errorf("rpn: AssignTargets: no images")
@@ -197,21 +260,23 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 			}
 		}
 	}
-	B, A, H, W := len(images), anchors.A, anchors.H, anchors.W
-	plane := A * H * W
-	t := &Targets{
-		B: B, A: A, H: H, W: W,
-		Labels:         make([]float64, B*plane),
-		ClsWeights:     make([]float64, B*plane),
-		BBoxTargets:    make([]float64, B*4*plane),
-		InsideWeights:  make([]float64, B*4*plane),
-		OutsideWeights: make([]float64, B*4*plane),
-		NumPos:         make([]int, B),
-		NumNeg:         make([]int, B),
+	B := len(images)
+	ts := make([]*Targets, len(levels))
+	for l, an := range levels {
+		plane := an.A * an.H * an.W
+		ts[l] = &Targets{
+			B: B, A: an.A, H: an.H, W: an.W,
+			Labels:         make([]float64, B*plane),
+			ClsWeights:     make([]float64, B*plane),
+			BBoxTargets:    make([]float64, B*4*plane),
+			InsideWeights:  make([]float64, B*4*plane),
+			OutsideWeights: make([]float64, B*4*plane),
+			NumPos:         make([]int, B),
+			NumNeg:         make([]int, B),
+		}
 	}
-	grid := anchors.onGrid()
-	areas := make([]float64, len(anchors.Boxes)) // read-only, shared by the workers
-	for i, b := range anchors.Boxes {
+	areas := make([]float64, len(set.boxes)) // read-only, shared by the workers
+	for i, b := range set.boxes {
 		areas[i] = box.Area(b, cfg.PlusOne)
 	}
 	workers := min(runtime.GOMAXPROCS(0), B)
@@ -225,15 +290,17 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 	for w := 0; w < workers; w++ {
 		go func() {
 			defer wg.Done()
-			s := newScratch(len(anchors.Boxes), anchors.A)
+			s := newScratch(len(set.boxes), set.maxA)
 			for b := range next {
-				assignImage(cfg, anchors, grid, areas, images[b], b, t, s)
+				assignImage(cfg, set, areas, images[b], b, ts, s)
 			}
 		}()
 	}
 	wg.Wait()
-	normalise(cfg, t)
-	return t, nil
+	for _, t := range ts {
+		normalise(cfg, t)
+	}
+	return ts, nil
 }
 
 // scratch holds one image's per-anchor state, reused across the images of a worker.
@@ -252,10 +319,11 @@ func newScratch(n, a int) *scratch {
 		spans: make([]span, a)}
 }
 
-func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, b int, t *Targets, s *scratch) {
-	n := len(an.Boxes)
+func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, ts []*Targets, s *scratch) {
+	boxes := set.boxes
+	n := len(boxes)
 	gts := im.Boxes
-	for i, b := range an.Boxes {
+	for i, b := range boxes {
 		s.kept[i] = !cfg.FilterBorder || (b[0] >= -cfg.AllowedBorder && b[1] >= -cfg.AllowedBorder &&
 			b[2] < im.Width+cfg.AllowedBorder && b[3] < im.Height+cfg.AllowedBorder)
 		s.labels[i] = -1
@@ -276,13 +344,13 @@ func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, 
 		gtMax := make([]float64, len(gts))
 		for j, g := range gts {
 			areaG := box.Area(g, cfg.PlusOne)
-			s.runs = an.window(grid, g, s.runs, s.spans)
+			s.runs = set.window(g, s.runs, s.spans)
 			for _, r := range s.runs {
 				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
 					if !s.kept[i] {
 						continue
 					}
-					v := box.IoUWithAreas(an.Boxes[i], g, areas[i], areaG, cfg.PlusOne)
+					v := box.IoUWithAreas(boxes[i], g, areas[i], areaG, cfg.PlusOne)
 					if v > s.maxIoU[i] {
 						s.maxIoU[i], s.argmax[i] = v, int32(j)
 					}
@@ -302,10 +370,10 @@ func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, 
 				continue
 			}
 			areaG := box.Area(g, cfg.PlusOne)
-			s.runs = an.window(grid, g, s.runs, s.spans)
+			s.runs = set.window(g, s.runs, s.spans)
 			for _, r := range s.runs {
 				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
-					if s.kept[i] && box.IoUWithAreas(an.Boxes[i], g, areas[i], areaG, cfg.PlusOne) == gtMax[j] {
+					if s.kept[i] && box.IoUWithAreas(boxes[i], g, areas[i], areaG, cfg.PlusOne) == gtMax[j] {
 						s.labels[i] = 1
 					}
 				}
@@ -322,31 +390,33 @@ func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, 
 	}
 	sample(cfg, s, n, rand.New(rand.NewSource(cfg.Seed+int64(b))))
 
-	A, H, W := an.A, an.H, an.W
-	plane := A * H * W
-	for i := 0; i < n; i++ {
-		a := i % A
-		yx := i / A
-		y, x := yx/W, yx%W
-		li := b*plane + (a*H+y)*W + x
-		t.Labels[li] = float64(s.labels[i])
-		switch s.labels[i] {
-		case 1:
-			t.NumPos[b]++
-		case 0:
-			t.NumNeg[b]++
-		}
-		if !s.kept[i] || len(gts) == 0 {
-			continue
-		}
-		d := cfg.Coder.Encode(an.Boxes[i], gts[s.argmax[i]])
-		for k := 0; k < 4; k++ {
-			ci := b*4*plane + ((4*a+k)*H+y)*W + x
-			t.BBoxTargets[ci] = d[k]
-			if s.labels[i] == 1 {
-				t.InsideWeights[ci] = 1
+	numPos, numNeg := 0, 0
+	for l, an := range set.levels {
+		t, lay, offset := ts[l], layout{an.A, an.H, an.W}, set.offsets[l]
+		for local := 0; local < lay.anchors(); local++ {
+			i := offset + local
+			t.Labels[lay.perAnchor(b, local)] = float64(s.labels[i])
+			switch s.labels[i] {
+			case 1:
+				numPos++
+			case 0:
+				numNeg++
+			}
+			if !s.kept[i] || len(gts) == 0 {
+				continue
+			}
+			d := cfg.Coder.Encode(boxes[i], gts[s.argmax[i]])
+			for k := 0; k < 4; k++ {
+				ci := lay.perDelta(b, local, k)
+				t.BBoxTargets[ci] = d[k]
+				if s.labels[i] == 1 {
+					t.InsideWeights[ci] = 1
+				}
 			}
 		}
+	}
+	for _, t := range ts { // the image's counts over all levels, in every level's Targets
+		t.NumPos[b], t.NumNeg[b] = numPos, numNeg
 	}
 }
 
@@ -358,12 +428,12 @@ func setNegatives(cfg Config, s *scratch, n int) {
 	}
 }
 
-// sample keeps at most FgFraction*BatchSize positives and BatchSize - #positives negatives,
+// sample keeps at most FgFraction*AnchorsPerImage positives and AnchorsPerImage - #positives negatives,
 // turning a uniformly random subset of the excess to -1.
 func sample(cfg Config, s *scratch, n int, rng *rand.Rand) {
-	numFg := int(cfg.FgFraction * float64(cfg.BatchSize))
+	numFg := int(cfg.FgFraction * float64(cfg.AnchorsPerImage))
 	pos := disableExcess(s, n, 1, numFg, rng)
-	disableExcess(s, n, 0, cfg.BatchSize-pos, rng)
+	disableExcess(s, n, 0, cfg.AnchorsPerImage-pos, rng)
 }
 
 // disableExcess turns all but `keep` anchors of label `label` to -1, chosen uniformly without

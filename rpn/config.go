@@ -56,8 +56,9 @@ type Config struct {
 	PositiveIoU float64
 	// NegativeIoU: an anchor whose best IoU is < NegativeIoU is negative (0.3).
 	NegativeIoU float64
-	// BatchSize is the number of anchors sampled per image (256).
-	BatchSize int
+	// AnchorsPerImage is the number of anchors sampled per image (256): py-faster-rcnn's
+	// RPN_BATCHSIZE, torchvision's batch_size_per_image.
+	AnchorsPerImage int
 	// FgFraction is the largest fraction of positives in a sample (0.5).
 	FgFraction float64
 	// FilterBorder ignores anchors not inside the image, up to AllowedBorder pixels (py-faster-rcnn:
@@ -93,7 +94,7 @@ type Config struct {
 // objectness, per-image normalisation.
 func DefaultConfig() Config {
 	return Config{
-		PositiveIoU: 0.7, NegativeIoU: 0.3, BatchSize: 256, FgFraction: 0.5,
+		PositiveIoU: 0.7, NegativeIoU: 0.3, AnchorsPerImage: 256, FgFraction: 0.5,
 		FilterBorder: true, AllowedBorder: 0, PlusOne: true,
 		Coder: PyFasterRCNNCoder(), Sigma: 3,
 		Objectness: Softmax2, Normalisation: PerImage, Lambda: 1,
@@ -104,7 +105,7 @@ func DefaultConfig() Config {
 // coder weights (1, 1, 1, 1), beta 1/9, sigmoid objectness, averaging over the batch's samples.
 func TorchvisionConfig() Config {
 	return Config{
-		PositiveIoU: 0.7, NegativeIoU: 0.3, BatchSize: 256, FgFraction: 0.5,
+		PositiveIoU: 0.7, NegativeIoU: 0.3, AnchorsPerImage: 256, FgFraction: 0.5,
 		Coder: TorchvisionCoder(), Beta: 1.0 / 9,
 		Objectness: Sigmoid, Normalisation: PerBatch, Lambda: 1,
 	}
@@ -120,8 +121,8 @@ func (c Config) Validate() error {
 		return bad("PositiveIoU", c.PositiveIoU, "in [0, 1]")
 	case !(c.NegativeIoU >= 0 && c.NegativeIoU <= c.PositiveIoU):
 		return bad("NegativeIoU", c.NegativeIoU, fmt.Sprintf("in [0, PositiveIoU=%v]", c.PositiveIoU))
-	case c.BatchSize <= 0:
-		return bad("BatchSize", c.BatchSize, "> 0")
+	case c.AnchorsPerImage <= 0:
+		return bad("AnchorsPerImage", c.AnchorsPerImage, "> 0")
 	case !(c.FgFraction >= 0 && c.FgFraction <= 1):
 		return bad("FgFraction", c.FgFraction, "in [0, 1]")
 	case math.IsNaN(c.AllowedBorder) || math.IsInf(c.AllowedBorder, 0):

@@ -98,7 +98,7 @@ func TestFailureTable(t *testing.T) {
 		}, []string{"gt box 0", "zero width or height"}},
 		{"Config PositiveIoU 2", func() error { return withCfg(func(c *Config) { c.PositiveIoU = 2 }) }, []string{"PositiveIoU", "2"}},
 		{"Config NegativeIoU > PositiveIoU", func() error { return withCfg(func(c *Config) { c.NegativeIoU = 0.8 }) }, []string{"NegativeIoU", "0.8"}},
-		{"Config BatchSize 0", func() error { return withCfg(func(c *Config) { c.BatchSize = 0 }) }, []string{"BatchSize", "0"}},
+		{"Config AnchorsPerImage 0", func() error { return withCfg(func(c *Config) { c.AnchorsPerImage = 0 }) }, []string{"AnchorsPerImage", "0"}},
 		{"Config FgFraction 1.5", func() error { return withCfg(func(c *Config) { c.FgFraction = 1.5 }) }, []string{"FgFraction", "1.5"}},
 		{"Config AllowedBorder NaN", func() error { return withCfg(func(c *Config) { c.AllowedBorder = nan }) }, []string{"AllowedBorder", "NaN"}},
 		{"Config Sigma -3", func() error { return withCfg(func(c *Config) { c.Sigma = -3 }) }, []string{"Sigma", "-3"}},

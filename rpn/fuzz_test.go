@@ -70,7 +70,7 @@ func FuzzAssignInvariants(f *testing.F) {
 			cfg = TorchvisionConfig()
 		}
 		cfg.Seed = seed
-		cfg.BatchSize = 1 + rng.Intn(300)
+		cfg.AnchorsPerImage = 1 + rng.Intn(300)
 		an, err := NewAnchors(GenerateAnchors(8, []float64{0.5, 1, 2}, []float64{1, 2, 4}), h, w, 8)
 		if err != nil {
 			t.Fatal(err)
