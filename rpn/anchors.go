@@ -13,10 +13,23 @@ import (
 // a box of ws*s by hs*s centred on the reference window's centre, corners c ∓ (w-1)/2.
 // With baseSize 16, ratios {0.5, 1, 2} and scales {8, 16, 32} it returns the nine anchors of the
 // paper (first row [-84, -40, 99, 55]). It returns nil when baseSize, a ratio or a scale is not
-// finite and > 0 (NewAnchors then reports "no cell anchors").
+// finite and > 0 (NewAnchors then reports "no cell anchors"); GenerateAnchorsChecked says why.
 func GenerateAnchors(baseSize float64, ratios, scales []float64) [][4]float64 {
-	if !positive(baseSize) || !allPositive(ratios) || !allPositive(scales) {
-		return nil
+	out, _ := GenerateAnchorsChecked(baseSize, ratios, scales)
+	return out
+}
+
+// GenerateAnchorsChecked is GenerateAnchors with an error naming the bad parameter: baseSize,
+// a ratio or a scale that is not finite and > 0, or no ratios or scales.
+func GenerateAnchorsChecked(baseSize float64, ratios, scales []float64) ([][4]float64, error) {
+	if err := checkPositive("GenerateAnchorsChecked", "baseSize", []float64{baseSize}); err != nil {
+		return nil, err
+	}
+	if err := checkPositive("GenerateAnchorsChecked", "ratio", ratios); err != nil {
+		return nil, err
+	}
+	if err := checkPositive("GenerateAnchorsChecked", "scale", scales); err != nil {
+		return nil, err
 	}
 	w, h := baseSize, baseSize
 	cx, cy := float64(0.5*(w-1)), float64(0.5*(h-1))
@@ -31,16 +44,26 @@ func GenerateAnchors(baseSize float64, ratios, scales []float64) [][4]float64 {
 			out = append(out, [4]float64{cx - hw, cy - hh, cx + hw, cy + hh})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // TorchvisionCellAnchors reproduces torchvision's AnchorGenerator.generate_anchors for one
 // feature map: h_r = sqrt(r), w_r = 1/h_r, anchors [-w_r s, -h_r s, w_r s, h_r s]/2 rounded half to
 // even, ratio-major, size-minor (torchvision's order). It returns nil when a size or ratio is not
-// finite and > 0.
+// finite and > 0; TorchvisionCellAnchorsChecked says why.
 func TorchvisionCellAnchors(sizes, ratios []float64) [][4]float64 {
-	if !allPositive(sizes) || !allPositive(ratios) {
-		return nil
+	out, _ := TorchvisionCellAnchorsChecked(sizes, ratios)
+	return out
+}
+
+// TorchvisionCellAnchorsChecked is TorchvisionCellAnchors with an error naming the bad
+// parameter: a size or ratio that is not finite and > 0, or no sizes or ratios.
+func TorchvisionCellAnchorsChecked(sizes, ratios []float64) ([][4]float64, error) {
+	if err := checkPositive("TorchvisionCellAnchors", "size", sizes); err != nil {
+		return nil, err
+	}
+	if err := checkPositive("TorchvisionCellAnchors", "ratio", ratios); err != nil {
+		return nil, err
 	}
 	out := make([][4]float64, 0, len(ratios)*len(sizes))
 	for _, r := range ratios {
@@ -51,7 +74,7 @@ func TorchvisionCellAnchors(sizes, ratios []float64) [][4]float64 {
 			out = append(out, [4]float64{math.RoundToEven(-ws / 2), math.RoundToEven(-hs / 2), math.RoundToEven(ws / 2), math.RoundToEven(hs / 2)})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // ShiftAnchors lays the cell anchors over an H x W feature map with the given stride: anchor n =
@@ -85,13 +108,15 @@ func ShiftAnchors(cell [][4]float64, height, width int, stride float64) ([][4]fl
 	return out, nil
 }
 
-func positive(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
-
-func allPositive(vs []float64) bool {
-	for _, v := range vs {
-		if !positive(v) {
-			return false
+// checkPositive reports an empty list or a value that is not finite and > 0.
+func checkPositive(fn, name string, vs []float64) error {
+	if len(vs) == 0 {
+		return fmt.Errorf("rpn: %s: no %ss", fn, name)
+	}
+	for i, v := range vs {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return fmt.Errorf("rpn: %s: %s %d is %v, want finite and > 0", fn, name, i, v)
 		}
 	}
-	return true
+	return nil
 }

@@ -141,17 +141,31 @@ type Targets struct {
 	// Labels: 1 positive, 0 negative, -1 ignored (outside the border, between thresholds or not
 	// sampled).
 	Labels []float64
-	// ClsWeights weigh each anchor's classification term: 1/(N_v(b)*B) (PerImage) or 1/S
-	// (PerBatch) where the label is 0 or 1, else 0.
+	// ClsWeights weigh each anchor's classification term: 1/(N_v(b)*B) (PerImage), 1/S
+	// (PerBatch) or 1/(AnchorsPerImage*B) (PerAnchorBudget) where the label is 0 or 1, else 0.
 	ClsWeights []float64
 	// BBoxTargets are the encoded matched gt boxes of every kept anchor (0 elsewhere).
 	BBoxTargets []float64
 	// InsideWeights are 1 on the 4 deltas of positive anchors, else 0.
 	InsideWeights []float64
-	// OutsideWeights are 1/N_v(b) (PerImage) or 1/S (PerBatch) on sampled anchors, else 0.
+	// OutsideWeights are 1/N_v(b) (PerImage), 1/S (PerBatch) or 1/(AnchorsPerImage*B)
+	// (PerAnchorBudget) on sampled anchors, else 0.
 	OutsideWeights []float64
-	// NumPos and NumNeg count the sampled positives and negatives of each image.
+	// NumPos and NumNeg count the sampled positives and negatives of each image (all levels).
 	NumPos, NumNeg []int
+
+	// config is the Config that made the targets (nil for hand-made Targets): Loss and
+	// TargetNodes.Set check that its normalisation is the Loss's.
+	config *Config
+}
+
+// Config returns the Config the targets were assigned with, and false for Targets not made by
+// AssignTargets or AssignTargetsLevels.
+func (t *Targets) Config() (Config, bool) {
+	if t == nil || t.config == nil {
+		return Config{}, false
+	}
+	return *t.config, true
 }
 
 // AssignTargets labels the anchors of each image, samples them and encodes the regression
@@ -255,7 +269,7 @@ func assignLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, er
 			if err := box.Check(g); err != nil {
 				return nil, fmt.Errorf("rpn: image %d, gt box %d: %w", b, j, err)
 			}
-			if !cfg.PlusOne && (g[2] == g[0] || g[3] == g[1]) {
+			if !cfg.Coder.PlusOne && (g[2] == g[0] || g[3] == g[1]) {
 				return nil, fmt.Errorf("rpn: image %d, gt box %d: box %v has zero width or height (its regression target would be -Inf)", b, j, g)
 			}
 		}
@@ -277,7 +291,7 @@ func assignLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, er
 	}
 	areas := make([]float64, len(set.boxes)) // read-only, shared by the workers
 	for i, b := range set.boxes {
-		areas[i] = box.Area(b, cfg.PlusOne)
+		areas[i] = box.Area(b, cfg.Coder.PlusOne)
 	}
 	workers := min(runtime.GOMAXPROCS(0), B)
 	var wg sync.WaitGroup
@@ -297,8 +311,10 @@ func assignLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, er
 		}()
 	}
 	wg.Wait()
+	recorded := cfg
 	for _, t := range ts {
 		normalise(cfg, t)
+		t.config = &recorded
 	}
 	return ts, nil
 }
@@ -343,14 +359,14 @@ func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, t
 		// each gt's best IoU over the kept anchors.
 		gtMax := make([]float64, len(gts))
 		for j, g := range gts {
-			areaG := box.Area(g, cfg.PlusOne)
+			areaG := box.Area(g, cfg.Coder.PlusOne)
 			s.runs = set.window(g, s.runs, s.spans)
 			for _, r := range s.runs {
 				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
 					if !s.kept[i] {
 						continue
 					}
-					v := box.IoUWithAreas(boxes[i], g, areas[i], areaG, cfg.PlusOne)
+					v := box.IoUWithAreas(boxes[i], g, areas[i], areaG, cfg.Coder.PlusOne)
 					if v > s.maxIoU[i] {
 						s.maxIoU[i], s.argmax[i] = v, int32(j)
 					}
@@ -369,11 +385,11 @@ func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, t
 			if gtMax[j] <= 0 {
 				continue
 			}
-			areaG := box.Area(g, cfg.PlusOne)
+			areaG := box.Area(g, cfg.Coder.PlusOne)
 			s.runs = set.window(g, s.runs, s.spans)
 			for _, r := range s.runs {
 				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
-					if s.kept[i] && box.IoUWithAreas(boxes[i], g, areas[i], areaG, cfg.PlusOne) == gtMax[j] {
+					if s.kept[i] && box.IoUWithAreas(boxes[i], g, areas[i], areaG, cfg.Coder.PlusOne) == gtMax[j] {
 						s.labels[i] = 1
 					}
 				}
@@ -476,6 +492,8 @@ func normalise(cfg Config, t *Targets) {
 			if total > 0 {
 				w = 1 / float64(total)
 			}
+		case PerAnchorBudget:
+			w = 1 / (float64(cfg.AnchorsPerImage) * float64(t.B))
 		}
 		// the classification sum is also averaged over the images for PerImage
 		cw := w

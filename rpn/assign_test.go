@@ -62,7 +62,7 @@ func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *
 				continue
 			}
 			for j, g := range im.Boxes {
-				gtBest[j] = math.Max(gtBest[j], box.IoU(anchor, g, cfg.PlusOne))
+				gtBest[j] = math.Max(gtBest[j], box.IoU(anchor, g, cfg.Coder.PlusOne))
 			}
 			_ = n
 		}
@@ -73,7 +73,7 @@ func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *
 			l := tg.Labels[li]
 			best, isGtBest := 0.0, false
 			for j, g := range im.Boxes {
-				v := box.IoU(anchor, g, cfg.PlusOne)
+				v := box.IoU(anchor, g, cfg.Coder.PlusOne)
 				best = math.Max(best, v)
 				if v == gtBest[j] && v > 0 {
 					isGtBest = true

@@ -86,7 +86,7 @@ func FuzzAssignInvariants(f *testing.F) {
 				box[2] = box[0] - 1 // invalid
 				bad = true
 			}
-			if !cfg.PlusOne && (box[2] == box[0] || box[3] == box[1]) {
+			if !cfg.Coder.PlusOne && (box[2] == box[0] || box[3] == box[1]) {
 				bad = true
 			}
 			im.Boxes = append(im.Boxes, box)

@@ -15,6 +15,19 @@ type TargetNodes struct {
 	B, A, H, W int
 	// Labels and ClsWeights (B, A, H, W); BBoxTargets, InsideWeights, OutsideWeights (B, 4A, H, W).
 	Labels, ClsWeights, BBoxTargets, InsideWeights, OutsideWeights *G.Node
+
+	// The normalisation of the targets last Set and of the Loss built on the nodes: AssignTargets
+	// bakes 1/N_v, 1/S or 1/(AnchorsPerImage*B) into the weights and Loss chooses the matching
+	// reduction, so the two must agree (checked by Set and Loss; nil: not known yet).
+	targetsNorm, lossNorm *normalisation
+}
+
+// checkNormalisation reports targets and a loss whose normalisations differ.
+func (tn *TargetNodes) checkNormalisation(who string) error {
+	if tn.targetsNorm != nil && tn.lossNorm != nil && *tn.targetsNorm != *tn.lossNorm {
+		return fmt.Errorf("rpn: %s: the targets were assigned with %v but the loss uses %v; use one Config for AssignTargets and Loss", who, *tn.targetsNorm, *tn.lossNorm)
+	}
+	return nil
 }
 
 // NewTargetNodes creates the target input nodes of dtype dt (the network's) in g. If t is not
@@ -77,6 +90,15 @@ func (tn *TargetNodes) Set(t *Targets) error {
 		return fmt.Errorf("rpn: TargetNodes.Set: targets have B=%d A=%d H=%d W=%d, nodes were made for B=%d A=%d H=%d W=%d",
 			t.B, t.A, t.H, t.W, tn.B, tn.A, tn.H, tn.W)
 	}
+	if cfg, ok := t.Config(); ok {
+		n := cfg.normalisation()
+		before := tn.targetsNorm
+		tn.targetsNorm = &n
+		if err := tn.checkNormalisation("TargetNodes.Set"); err != nil {
+			tn.targetsNorm = before
+			return err
+		}
+	}
 	dt := tn.Labels.Dtype()
 	for _, p := range []struct {
 		n    *G.Node
@@ -130,6 +152,13 @@ func lossTerms(scores, deltas *G.Node, t *TargetNodes, cfg Config) (cls, reg *G.
 	if t.Labels == nil || t.ClsWeights == nil || t.BBoxTargets == nil || t.InsideWeights == nil || t.OutsideWeights == nil {
 		return nil, nil, fmt.Errorf("rpn: Loss: a target node is nil (make them with NewTargetNodes)")
 	}
+	n := cfg.normalisation()
+	if t.lossNorm != nil && *t.lossNorm != n {
+		return nil, nil, fmt.Errorf("rpn: Loss: these target nodes already feed a loss with %v, not %v", *t.lossNorm, n)
+	}
+	if t.targetsNorm != nil && *t.targetsNorm != n {
+		return nil, nil, fmt.Errorf("rpn: Loss: the targets were assigned with %v but the loss uses %v; use one Config for AssignTargets and Loss", *t.targetsNorm, n)
+	}
 	wantScores := tensor.Shape{t.B, t.A, t.H, t.W}
 	if cfg.Objectness == Softmax2 {
 		wantScores[1] = 2 * t.A
@@ -158,13 +187,14 @@ func lossTerms(scores, deltas *G.Node, t *TargetNodes, cfg Config) (cls, reg *G.
 		opts = append(opts, op.WithBeta(cfg.Beta))
 	}
 	if cfg.Normalisation == PerImage {
-		opts = append(opts, op.WithSumDims(1, 2, 3))
+		opts = append(opts, op.WithSumDims(1, 2, 3)) // per image, then the mean over images
 	} else {
-		opts = append(opts, op.WithSumDims(0, 1, 2, 3))
+		opts = append(opts, op.WithSumDims(0, 1, 2, 3)) // PerBatch, PerAnchorBudget: one sum
 	}
 	if reg, err = op.SmoothL1(deltas, t.BBoxTargets, opts...); err != nil {
 		return nil, nil, err
 	}
+	t.lossNorm = &n // Set checks later targets against it
 	return cls, reg, nil
 }
 
