@@ -180,3 +180,37 @@ func BenchmarkProposalsFPN8x800x1216(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAssignFPN800x1216x500GT: AssignTargetsLevels (TorchvisionConfig) on one 800x1216 image
+// with torchvision's five FPN levels (242,991 anchors) and 500 gt boxes. Every byte it allocates
+// per call is reported (B/op, an upper bound on its peak), beside the anchors x gt float64 matrix
+// it does not hold (maskrcnn-benchmark#18) as the metric matrix-B.
+func BenchmarkAssignFPN800x1216x500GT(b *testing.B) {
+	rng := rand.New(rand.NewSource(34))
+	maps := [][2]int{{200, 304}, {100, 152}, {50, 76}, {25, 38}, {13, 19}}
+	var levels []*Anchors
+	total := 0
+	for l, hw := range maps {
+		an, err := NewAnchors(TorchvisionCellAnchors([]float64{float64(int(32) << l)}, []float64{0.5, 1, 2}), hw[0], hw[1], float64(int(4)<<l))
+		if err != nil {
+			b.Fatal(err)
+		}
+		levels = append(levels, an)
+		total += len(an.Boxes)
+	}
+	im := Image{Height: 800, Width: 1216}
+	for j := 0; j < 500; j++ {
+		w, h := 8+rng.Float64()*300, 8+rng.Float64()*300
+		x, y := rng.Float64()*(1216-w), rng.Float64()*(800-h)
+		im.Boxes = append(im.Boxes, [4]float64{x, y, x + w, y + h})
+	}
+	cfg := TorchvisionConfig()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := AssignTargetsLevels(cfg, levels, []Image{im}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(total*500*8), "matrix-B")
+}
