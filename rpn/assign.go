@@ -46,9 +46,6 @@ func (an *Anchors) onGrid() bool {
 	return true
 }
 
-// run is the anchors first, first+step, ..., first+(count-1)*step.
-type run struct{ first, count, step int }
-
 // span is, for one cell anchor, the grid cells [x0, x1] x [y0, y1] whose shifted copy can reach a
 // box.
 type span struct{ x0, x1, y0, y1 int }
@@ -56,9 +53,9 @@ type span struct{ x0, x1, y0, y1 int }
 // window appends to runs the anchors that can overlap box g, numbered from offset: a superset
 // of every anchor with a positive intersection. Without a grid it is every anchor. spans is
 // scratch of length >= A.
-func (an *Anchors) window(grid bool, g [4]float64, offset int, runs []run, spans []span) []run {
+func (an *Anchors) window(grid bool, g [4]float64, offset int, runs []box.Run, spans []span) []box.Run {
 	if !grid {
-		return append(runs, run{offset, len(an.Boxes), 1})
+		return append(runs, box.Run{First: offset, Count: len(an.Boxes), Step: 1})
 	}
 	s := an.stride
 	lo := func(v float64, hi int) int { return gridIndex(math.Ceil, v, 0, hi, true) }
@@ -76,7 +73,7 @@ func (an *Anchors) window(grid bool, g [4]float64, offset int, runs []run, spans
 	for y := Y0; y <= Y1; y++ {
 		for a, sp := range spans[:an.A] {
 			if y >= sp.y0 && y <= sp.y1 && sp.x0 <= sp.x1 {
-				runs = append(runs, run{offset + (y*an.W+sp.x0)*an.A + a, sp.x1 - sp.x0 + 1, an.A})
+				runs = append(runs, box.Run{First: offset + (y*an.W+sp.x0)*an.A + a, Count: sp.x1 - sp.x0 + 1, Step: an.A})
 			}
 		}
 	}
@@ -224,7 +221,7 @@ type anchorSet struct {
 }
 
 // window appends the runs of anchors (all levels) that can overlap g.
-func (set *anchorSet) window(g [4]float64, runs []run, spans []span) []run {
+func (set *anchorSet) window(g [4]float64, runs []box.Run, spans []span) []box.Run {
 	runs = runs[:0]
 	for l, an := range set.levels {
 		runs = an.window(set.grids[l], g, set.offsets[l], runs, spans)
@@ -322,110 +319,46 @@ func assignLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, er
 // scratch holds one image's per-anchor state, reused across the images of a worker.
 type scratch struct {
 	kept    []bool
-	maxIoU  []float64
-	argmax  []int32
-	labels  []int8
+	matches box.Matches
 	indices []int
-	runs    []run
 	spans   []span
 }
 
 func newScratch(n, a int) *scratch {
-	return &scratch{kept: make([]bool, n), maxIoU: make([]float64, n), argmax: make([]int32, n), labels: make([]int8, n),
-		spans: make([]span, a)}
+	return &scratch{kept: make([]bool, n), spans: make([]span, a)}
 }
 
+// assignImage labels, samples and encodes image b: box.Matcher over the anchors of all levels
+// (visiting, per gt, only the grid cells that can overlap it), box.Sample, then the targets
+// written in each level's layout.
 func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, ts []*Targets, s *scratch) {
 	boxes := set.boxes
-	n := len(boxes)
 	gts := im.Boxes
-	for i, b := range boxes {
-		s.kept[i] = !cfg.FilterBorder || (b[0] >= -cfg.AllowedBorder && b[1] >= -cfg.AllowedBorder &&
-			b[2] < im.Width+cfg.AllowedBorder && b[3] < im.Height+cfg.AllowedBorder)
-		s.labels[i] = -1
-		s.maxIoU[i] = 0
-		s.argmax[i] = 0
+	for i, bx := range boxes {
+		s.kept[i] = !cfg.FilterBorder || (bx[0] >= -cfg.AllowedBorder && bx[1] >= -cfg.AllowedBorder &&
+			bx[2] < im.Width+cfg.AllowedBorder && bx[3] < im.Height+cfg.AllowedBorder)
 	}
-	if len(gts) == 0 {
-		for i := 0; i < n; i++ {
-			if s.kept[i] {
-				s.labels[i] = 0
-			}
-		}
-	} else {
-		// Pass 1, gt by gt over the anchors that can overlap it: each kept anchor's best IoU
-		// and gt (the first on ties, as numpy's argmax: gts are visited in order and only a
-		// strictly larger IoU replaces; an anchor overlapping nothing keeps IoU 0 and gt 0), and
-		// each gt's best IoU over the kept anchors.
-		gtMax := make([]float64, len(gts))
-		for j, g := range gts {
-			areaG := box.Area(g, cfg.Coder.PlusOne)
-			s.runs = set.window(g, s.runs, s.spans)
-			for _, r := range s.runs {
-				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
-					if !s.kept[i] {
-						continue
-					}
-					v := box.IoUWithAreas(boxes[i], g, areas[i], areaG, cfg.Coder.PlusOne)
-					if v > s.maxIoU[i] {
-						s.maxIoU[i], s.argmax[i] = v, int32(j)
-					}
-					if v > gtMax[j] {
-						gtMax[j] = v
-					}
-				}
-			}
-		}
-		if !cfg.ClobberPositives {
-			setNegatives(cfg, s, n)
-		}
-		// Pass 2: each gt's best anchors, ties included (IoUs recomputed bit for bit); a gt
-		// whose best IoU is 0 has none.
-		for j, g := range gts {
-			if gtMax[j] <= 0 {
-				continue
-			}
-			areaG := box.Area(g, cfg.Coder.PlusOne)
-			s.runs = set.window(g, s.runs, s.spans)
-			for _, r := range s.runs {
-				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
-					if s.kept[i] && box.IoUWithAreas(boxes[i], g, areas[i], areaG, cfg.Coder.PlusOne) == gtMax[j] {
-						s.labels[i] = 1
-					}
-				}
-			}
-		}
-		for i := 0; i < n; i++ {
-			if s.kept[i] && s.maxIoU[i] >= cfg.PositiveIoU {
-				s.labels[i] = 1
-			}
-		}
-		if cfg.ClobberPositives {
-			setNegatives(cfg, s, n)
-		}
-	}
-	sample(cfg, s, n, rand.New(rand.NewSource(cfg.Seed+int64(b))))
+	matcher := box.Matcher{High: cfg.PositiveIoU, Low: cfg.NegativeIoU, AllowLowQuality: true,
+		ClobberPositives: cfg.ClobberPositives, PlusOne: cfg.Coder.PlusOne}
+	candidates := func(g [4]float64, runs []box.Run) []box.Run { return set.window(g, runs, s.spans) }
+	matcher.Match(boxes, areas, s.kept, gts, candidates, &s.matches)
+	labels := s.matches.Labels
+	var numPos, numNeg int
+	numPos, numNeg, s.indices = box.Sample(labels, cfg.AnchorsPerImage, cfg.FgFraction, rand.New(rand.NewSource(cfg.Seed+int64(b))), s.indices)
 
-	numPos, numNeg := 0, 0
 	for l, an := range set.levels {
 		t, lay, offset := ts[l], layout{an.A, an.H, an.W}, set.offsets[l]
 		for local := 0; local < lay.anchors(); local++ {
 			i := offset + local
-			t.Labels[lay.perAnchor(b, local)] = float64(s.labels[i])
-			switch s.labels[i] {
-			case 1:
-				numPos++
-			case 0:
-				numNeg++
-			}
+			t.Labels[lay.perAnchor(b, local)] = float64(labels[i])
 			if !s.kept[i] || len(gts) == 0 {
 				continue
 			}
-			d := cfg.Coder.Encode(boxes[i], gts[s.argmax[i]])
+			d := cfg.Coder.Encode(boxes[i], gts[s.matches.Matched[i]])
 			for k := 0; k < 4; k++ {
 				ci := lay.perDelta(b, local, k)
 				t.BBoxTargets[ci] = d[k]
-				if s.labels[i] == 1 {
+				if labels[i] == 1 {
 					t.InsideWeights[ci] = 1
 				}
 			}
@@ -434,44 +367,6 @@ func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, t
 	for _, t := range ts { // the image's counts over all levels, in every level's Targets
 		t.NumPos[b], t.NumNeg[b] = numPos, numNeg
 	}
-}
-
-func setNegatives(cfg Config, s *scratch, n int) {
-	for i := 0; i < n; i++ {
-		if s.kept[i] && s.maxIoU[i] < cfg.NegativeIoU {
-			s.labels[i] = 0
-		}
-	}
-}
-
-// sample keeps at most FgFraction*AnchorsPerImage positives and AnchorsPerImage - #positives negatives,
-// turning a uniformly random subset of the excess to -1.
-func sample(cfg Config, s *scratch, n int, rng *rand.Rand) {
-	numFg := int(cfg.FgFraction * float64(cfg.AnchorsPerImage))
-	pos := disableExcess(s, n, 1, numFg, rng)
-	disableExcess(s, n, 0, cfg.AnchorsPerImage-pos, rng)
-}
-
-// disableExcess turns all but `keep` anchors of label `label` to -1, chosen uniformly without
-// replacement; it returns how many remain.
-func disableExcess(s *scratch, n int, label int8, keep int, rng *rand.Rand) int {
-	s.indices = s.indices[:0]
-	for i := 0; i < n; i++ {
-		if s.labels[i] == label {
-			s.indices = append(s.indices, i)
-		}
-	}
-	excess := len(s.indices) - keep
-	if excess <= 0 {
-		return len(s.indices)
-	}
-	// partial Fisher-Yates: the first `excess` entries become a uniform random subset
-	for k := 0; k < excess; k++ {
-		j := k + rng.Intn(len(s.indices)-k)
-		s.indices[k], s.indices[j] = s.indices[j], s.indices[k]
-		s.labels[s.indices[k]] = -1
-	}
-	return keep
 }
 
 // normalise fills ClsWeights and OutsideWeights from the labels.
