@@ -371,7 +371,6 @@ func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, t
 
 // normalise fills ClsWeights and OutsideWeights from the labels.
 func normalise(cfg Config, t *Targets) {
-	plane := t.A * t.H * t.W
 	total := 0
 	for b := 0; b < t.B; b++ {
 		total += t.NumPos[b] + t.NumNeg[b]
@@ -407,20 +406,19 @@ func normalise(cfg Config, t *Targets) {
 				wNeg = (1 - p) / float64(t.NumNeg[b])
 			}
 		}
-		for a := 0; a < t.A; a++ {
-			for yx := 0; yx < t.H*t.W; yx++ {
-				li := b*plane + a*t.H*t.W + yx
-				if t.Labels[li] < 0 {
-					continue
-				}
-				t.ClsWeights[li] = cw
-				ow := wNeg
-				if t.Labels[li] == 1 {
-					ow = wPos
-				}
-				for k := 0; k < 4; k++ {
-					t.OutsideWeights[b*4*plane+(4*a+k)*t.H*t.W+yx] = ow
-				}
+		lay := layout{t.A, t.H, t.W}
+		for n := 0; n < lay.anchors(); n++ {
+			li := lay.perAnchor(b, n)
+			if t.Labels[li] < 0 {
+				continue
+			}
+			t.ClsWeights[li] = cw
+			ow := wNeg
+			if t.Labels[li] == 1 {
+				ow = wPos
+			}
+			for k := 0; k < 4; k++ {
+				t.OutsideWeights[lay.perDelta(b, n, k)] = ow
 			}
 		}
 	}
