@@ -2,6 +2,8 @@ package rpn
 
 import (
 	"math/rand"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/detlab/smoothl1/internal/values"
@@ -96,8 +98,19 @@ func BenchmarkAssignAndLoss8x64x64Torchvision(b *testing.B) {
 // image, random float32 logits N(0, 1) and deltas N(0, 1) (as a fresh head's outputs).
 // torchvision's fifth level has strides 61 (800 // 13) by 64 (1216 // 19); NewAnchors takes one
 // stride, 64 (the same workload).
+//
+// RPN_BENCH_DELTA_SCALE (scripts/proposals_compare.py --delta-scale) multiplies the deltas: at
+// N(0, 1) many decoded boxes are large, which makes NMS (torchvision's most of all) dear; 0.1 is
+// closer to a trained head's outputs.
 func fpnScene(b *testing.B) ([]*Anchors, []G.Value, []G.Value, []Image) {
 	rng := rand.New(rand.NewSource(33))
+	deltaScale := 1.0
+	if v := os.Getenv("RPN_BENCH_DELTA_SCALE"); v != "" {
+		var err error
+		if deltaScale, err = strconv.ParseFloat(v, 64); err != nil {
+			b.Fatal(err)
+		}
+	}
 	const B = 8
 	maps := [][2]int{{200, 304}, {100, 152}, {50, 76}, {25, 38}, {13, 19}}
 	var levels []*Anchors
@@ -114,7 +127,7 @@ func fpnScene(b *testing.B) ([]*Anchors, []G.Value, []G.Value, []Image) {
 			s[i] = rng.NormFloat64()
 		}
 		for i := range d {
-			d[i] = rng.NormFloat64()
+			d[i] = rng.NormFloat64() * deltaScale
 		}
 		objectness = append(objectness, values.Dense(tensor.Float32, tensor.Shape{B, an.A, hw[0], hw[1]}, s))
 		deltas = append(deltas, values.Dense(tensor.Float32, tensor.Shape{B, 4 * an.A, hw[0], hw[1]}, d))
