@@ -81,31 +81,65 @@ func TorchvisionCellAnchorsChecked(sizes, ratios []float64) ([][4]float64, error
 // (y*W + x)*A + a is cell anchor a shifted by (x*stride, y*stride). Both py-faster-rcnn and
 // torchvision use this order.
 func ShiftAnchors(cell [][4]float64, height, width int, stride float64) ([][4]float64, error) {
+	return shiftAnchors("ShiftAnchors", cell, height, width, stride, stride)
+}
+
+func shiftAnchors(fn string, cell [][4]float64, height, width int, strideY, strideX float64) ([][4]float64, error) {
 	if len(cell) == 0 {
-		return nil, fmt.Errorf("rpn: ShiftAnchors: no cell anchors")
+		return nil, fmt.Errorf("rpn: %s: no cell anchors", fn)
 	}
 	if height <= 0 || width <= 0 {
-		return nil, fmt.Errorf("rpn: ShiftAnchors: feature map %dx%d must be at least 1x1", height, width)
+		return nil, fmt.Errorf("rpn: %s: feature map %dx%d must be at least 1x1", fn, height, width)
 	}
-	if !(stride > 0) || math.IsInf(stride, 0) {
-		return nil, fmt.Errorf("rpn: ShiftAnchors: stride must be finite and > 0, got %v", stride)
+	for _, s := range []float64{strideY, strideX} {
+		if !(s > 0) || math.IsInf(s, 0) {
+			return nil, fmt.Errorf("rpn: %s: stride must be finite and > 0, got %v", fn, s)
+		}
 	}
 	for a, b := range cell {
 		if err := box.Check(b); err != nil {
-			return nil, fmt.Errorf("rpn: ShiftAnchors: cell anchor %d: %w", a, err)
+			return nil, fmt.Errorf("rpn: %s: cell anchor %d: %w", fn, a, err)
 		}
 	}
 	A := len(cell)
 	out := make([][4]float64, height*width*A)
 	for y := 0; y < height; y++ {
 		for x := 0; x < width; x++ {
-			sx, sy := float64(float64(x)*stride), float64(float64(y)*stride) // no FMA (see box.Area)
+			sx, sy := float64(float64(x)*strideX), float64(float64(y)*strideY) // no FMA (see box.Area)
 			for a, c := range cell {
 				out[(y*width+x)*A+a] = [4]float64{c[0] + sx, c[1] + sy, c[2] + sx, c[3] + sy}
 			}
 		}
 	}
 	return out, nil
+}
+
+// TorchvisionLevels makes the anchors of torchvision's AnchorGenerator for an FPN: level l has
+// cell anchors TorchvisionCellAnchorsChecked([]float64{sizes[l]}, ratios) on the feature map
+// maps[l] = {H, W}, with torchvision's strides imageH / H and imageW / W in integer division
+// (they differ where the division is uneven: 800x1216 with a 13x19 map gives 61 by 64). imageH
+// and imageW are the padded batch's size. Errors name the level.
+func TorchvisionLevels(imageH, imageW int, maps [][2]int, sizes, ratios []float64) ([]*Anchors, error) {
+	if len(maps) == 0 || len(maps) != len(sizes) {
+		return nil, fmt.Errorf("rpn: TorchvisionLevels: %d feature maps and %d sizes; want one size per map", len(maps), len(sizes))
+	}
+	if imageH <= 0 || imageW <= 0 {
+		return nil, fmt.Errorf("rpn: TorchvisionLevels: image %dx%d must be at least 1x1", imageH, imageW)
+	}
+	levels := make([]*Anchors, len(maps))
+	for l, hw := range maps {
+		cell, err := TorchvisionCellAnchorsChecked([]float64{sizes[l]}, ratios)
+		if err != nil {
+			return nil, fmt.Errorf("rpn: TorchvisionLevels: level %d: %w", l, err)
+		}
+		if hw[0] <= 0 || hw[1] <= 0 || hw[0] > imageH || hw[1] > imageW {
+			return nil, fmt.Errorf("rpn: TorchvisionLevels: level %d: feature map %dx%d must be at least 1x1 and at most the image %dx%d", l, hw[0], hw[1], imageH, imageW)
+		}
+		if levels[l], err = NewAnchorsStrides(cell, hw[0], hw[1], float64(imageH/hw[0]), float64(imageW/hw[1])); err != nil {
+			return nil, fmt.Errorf("rpn: TorchvisionLevels: level %d: %w", l, err)
+		}
+	}
+	return levels, nil
 }
 
 // checkPositive reports an empty list or a value that is not finite and > 0.

@@ -15,29 +15,40 @@ type Anchors struct {
 	Boxes   [][4]float64
 	A, H, W int
 
-	// cell and stride, set by NewAnchors, let the assignment visit only the anchors that can
+	// cell and the strides, set by NewAnchors, let the assignment visit only the anchors that can
 	// overlap a gt box. They are used only while Boxes still equal the shifted cell anchors.
-	cell   [][4]float64
-	stride float64
+	cell             [][4]float64
+	strideY, strideX float64
 }
 
 // NewAnchors shifts the cell anchors over an H x W feature map with the given stride.
 func NewAnchors(cell [][4]float64, height, width int, stride float64) (*Anchors, error) {
-	boxes, err := ShiftAnchors(cell, height, width, stride)
+	return newAnchors("NewAnchors", cell, height, width, stride, stride)
+}
+
+// NewAnchorsStrides is NewAnchors with different strides down (y) and across (x), as
+// torchvision's AnchorGenerator has where the image size is not a multiple of the feature map's
+// (TorchvisionLevels computes them).
+func NewAnchorsStrides(cell [][4]float64, height, width int, strideY, strideX float64) (*Anchors, error) {
+	return newAnchors("NewAnchorsStrides", cell, height, width, strideY, strideX)
+}
+
+func newAnchors(fn string, cell [][4]float64, height, width int, strideY, strideX float64) (*Anchors, error) {
+	boxes, err := shiftAnchors(fn, cell, height, width, strideY, strideX)
 	if err != nil {
 		return nil, err
 	}
-	return &Anchors{Boxes: boxes, A: len(cell), H: height, W: width, cell: append([][4]float64(nil), cell...), stride: stride}, nil
+	return &Anchors{Boxes: boxes, A: len(cell), H: height, W: width, cell: append([][4]float64(nil), cell...), strideY: strideY, strideX: strideX}, nil
 }
 
 // onGrid reports whether Boxes are still the cell anchors shifted by the stride.
 func (an *Anchors) onGrid() bool {
-	if len(an.cell) != an.A || !(an.stride > 0) {
+	if len(an.cell) != an.A || !(an.strideX > 0) || !(an.strideY > 0) {
 		return false
 	}
 	for n, b := range an.Boxes {
 		a, yx := n%an.A, n/an.A
-		sx, sy := float64(float64(yx%an.W)*an.stride), float64(float64(yx/an.W)*an.stride)
+		sx, sy := float64(float64(yx%an.W)*an.strideX), float64(float64(yx/an.W)*an.strideY)
 		c := an.cell[a]
 		if b != [4]float64{c[0] + sx, c[1] + sy, c[2] + sx, c[3] + sy} {
 			return false
@@ -57,15 +68,15 @@ func (an *Anchors) window(grid bool, g [4]float64, offset int, runs []box.Run, s
 	if !grid {
 		return append(runs, box.Run{First: offset, Count: len(an.Boxes), Step: 1})
 	}
-	s := an.stride
+	sx, sy := an.strideX, an.strideY
 	lo := func(v float64, hi int) int { return gridIndex(math.Ceil, v, 0, hi, true) }
 	up := func(v float64, hi int) int { return gridIndex(math.Floor, v, -1, hi, false) }
 	// per cell anchor a: cells whose shifted box reaches into [g0 - 1, g2 + 1] x [g1 - 1, g3 + 1]
 	Y0, Y1 := an.H, -1
 	for a, c := range an.cell {
 		sp := span{
-			x0: lo((g[0]-1-c[2])/s, an.W), x1: up((g[2]+1-c[0])/s, an.W-1),
-			y0: lo((g[1]-1-c[3])/s, an.H), y1: up((g[3]+1-c[1])/s, an.H-1),
+			x0: lo((g[0]-1-c[2])/sx, an.W), x1: up((g[2]+1-c[0])/sx, an.W-1),
+			y0: lo((g[1]-1-c[3])/sy, an.H), y1: up((g[3]+1-c[1])/sy, an.H-1),
 		}
 		spans[a] = sp
 		Y0, Y1 = min(Y0, sp.y0), max(Y1, sp.y1)

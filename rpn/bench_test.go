@@ -96,8 +96,7 @@ func BenchmarkAssignAndLoss8x64x64Torchvision(b *testing.B) {
 // fpnScene is torchvision's FPN RPN on 8 images of 800x1216: sizes 32-512 on 5 levels (feature
 // maps 200x304, 100x152, 50x76, 25x38, 13x19; strides 4-64), ratios 0.5/1/2, 242,991 anchors per
 // image, random float32 logits N(0, 1) and deltas N(0, 1) (as a fresh head's outputs).
-// torchvision's fifth level has strides 61 (800 // 13) by 64 (1216 // 19); NewAnchors takes one
-// stride, 64 (the same workload).
+// The anchors are TorchvisionLevels': the fifth level has strides 61 (800 // 13) by 64 (1216 // 19).
 //
 // RPN_BENCH_DELTA_SCALE (scripts/proposals_compare.py --delta-scale) multiplies the deltas: at
 // N(0, 1) many decoded boxes are large, which makes NMS (torchvision's most of all) dear; 0.1 is
@@ -112,15 +111,10 @@ func fpnScene(b *testing.B) ([]*Anchors, []G.Value, []G.Value, []Image) {
 		}
 	}
 	const B = 8
-	maps := [][2]int{{200, 304}, {100, 152}, {50, 76}, {25, 38}, {13, 19}}
-	var levels []*Anchors
+	levels := fpnLevels(b)
 	var objectness, deltas []G.Value
-	for l, hw := range maps {
-		an, err := NewAnchors(TorchvisionCellAnchors([]float64{float64(int(32) << l)}, []float64{0.5, 1, 2}), hw[0], hw[1], float64(int(4)<<l))
-		if err != nil {
-			b.Fatal(err)
-		}
-		levels = append(levels, an)
+	for _, an := range levels {
+		hw := [2]int{an.H, an.W}
 		s := make([]float64, B*an.A*hw[0]*hw[1])
 		d := make([]float64, 4*len(s))
 		for i := range s {
@@ -137,6 +131,16 @@ func fpnScene(b *testing.B) ([]*Anchors, []G.Value, []G.Value, []Image) {
 		images[i] = Image{Height: 800, Width: 1216}
 	}
 	return levels, objectness, deltas, images
+}
+
+// fpnLevels is torchvision's FPN anchors for 800x1216: sizes 32-512, ratios 0.5/1/2, five maps.
+func fpnLevels(b *testing.B) []*Anchors {
+	levels, err := TorchvisionLevels(800, 1216, [][2]int{{200, 304}, {100, 152}, {50, 76}, {25, 38}, {13, 19}},
+		[]float64{32, 64, 128, 256, 512}, []float64{0.5, 1, 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return levels
 }
 
 // BenchmarkProposalsFPN8x800x1216: rpn.Proposals with TorchvisionProposals(train) and (eval),
@@ -158,17 +162,8 @@ func BenchmarkProposalsFPN8x800x1216(b *testing.B) {
 			}
 		})
 		b.Run(name+"/with-anchors", func(b *testing.B) {
-			maps := [][2]int{{200, 304}, {100, 152}, {50, 76}, {25, 38}, {13, 19}}
 			for i := 0; i < b.N; i++ {
-				fresh := make([]*Anchors, len(maps))
-				for l, hw := range maps {
-					an, err := NewAnchors(TorchvisionCellAnchors([]float64{float64(int(32) << l)}, []float64{0.5, 1, 2}), hw[0], hw[1], float64(int(4)<<l))
-					if err != nil {
-						b.Fatal(err)
-					}
-					fresh[l] = an
-				}
-				if _, err := Proposals(cfg, fresh, objectness, deltas, images); err != nil {
+				if _, err := Proposals(cfg, fpnLevels(b), objectness, deltas, images); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -200,15 +195,9 @@ func BenchmarkProposalsFPN8x800x1216(b *testing.B) {
 // it does not hold (maskrcnn-benchmark#18) as the metric matrix-B.
 func BenchmarkAssignFPN800x1216x500GT(b *testing.B) {
 	rng := rand.New(rand.NewSource(34))
-	maps := [][2]int{{200, 304}, {100, 152}, {50, 76}, {25, 38}, {13, 19}}
-	var levels []*Anchors
+	levels := fpnLevels(b)
 	total := 0
-	for l, hw := range maps {
-		an, err := NewAnchors(TorchvisionCellAnchors([]float64{float64(int(32) << l)}, []float64{0.5, 1, 2}), hw[0], hw[1], float64(int(4)<<l))
-		if err != nil {
-			b.Fatal(err)
-		}
-		levels = append(levels, an)
+	for _, an := range levels {
 		total += len(an.Boxes)
 	}
 	im := Image{Height: 800, Width: 1216}

@@ -25,9 +25,10 @@
 //
 // # Multi-level (FPN)
 //
-// A multi-level RPN passes one *Anchors per level (NewAnchors with the level's cell anchors, map
-// and stride; torchvision's FPN uses TorchvisionCellAnchors([]float64{size_l}, ratios)). As in
-// torchvision, the anchors of an image are one list, level by level and (y, x, a) within a level:
+// A multi-level RPN passes one *Anchors per level: TorchvisionLevels makes torchvision's FPN
+// anchors (one size per level, strides image // map per axis, so 800x1216 with a 13x19 map has
+// strides 61 by 64), NewAnchors / NewAnchorsStrides any other. As in torchvision, the anchors of
+// an image are one list, level by level and (y, x, a) within a level:
 //
 //	targets, _ := rpn.AssignTargetsLevels(cfg, levels, images) // one Matcher, one sampler
 //	for l, t := range targets { nodes[l], _ = rpn.NewTargetNodes(g, dt, B, t.A, t.H, t.W, t) }

@@ -192,3 +192,22 @@ func ExampleGenerateAnchors() {
 	// [-84 -40 99 55] [-120 -120 135 135] [-168 -344 183 359]
 	// rpn: GenerateAnchorsChecked: ratio 1 is 0, want finite and > 0
 }
+
+// torchvision's FPN anchors for an 800x1216 batch: five levels, sizes 32-512, three ratios; the
+// fifth map (13x19) has strides 800 // 13 = 61 down and 1216 // 19 = 64 across.
+func ExampleTorchvisionLevels() {
+	levels, err := rpn.TorchvisionLevels(800, 1216, [][2]int{{200, 304}, {100, 152}, {50, 76}, {25, 38}, {13, 19}},
+		[]float64{32, 64, 128, 256, 512}, []float64{0.5, 1, 2})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	total := 0
+	for _, an := range levels {
+		total += len(an.Boxes)
+	}
+	last := levels[4]
+	a := last.A                                      // anchor n = (y*W + x)*A + a: cell (y=1, x=1), a = 1
+	fmt.Println(total, last.Boxes[(1*last.W+1)*a+1]) // ratio 1, size 512: [-256 -256 256 256] + (64, 61)
+	// Output: 242991 [-192 -195 320 317]
+}

@@ -68,6 +68,12 @@ func TestFailureTable(t *testing.T) {
 		{"GenerateAnchorsChecked no scales", func() error { _, err := GenerateAnchorsChecked(16, []float64{1}, nil); return err }, []string{"no scales"}},
 		{"TorchvisionCellAnchorsChecked size -8", func() error { _, err := TorchvisionCellAnchorsChecked([]float64{-8}, []float64{1}); return err }, []string{"size 0 is -8"}},
 		{"TorchvisionCellAnchorsChecked no ratios", func() error { _, err := TorchvisionCellAnchorsChecked([]float64{8}, nil); return err }, []string{"no ratios"}},
+		{"TorchvisionLevels sizes", func() error { _, err := TorchvisionLevels(64, 64, [][2]int{{8, 8}}, nil, []float64{1}); return err }, []string{"1 feature maps and 0 sizes"}},
+		{"TorchvisionLevels map larger than image", func() error {
+			_, err := TorchvisionLevels(64, 64, [][2]int{{8, 8}, {128, 8}}, []float64{16, 32}, []float64{1})
+			return err
+		}, []string{"level 1", "128x8", "64x64"}},
+		{"NewAnchorsStrides strideX Inf", func() error { _, err := NewAnchorsStrides(good, 2, 2, 8, inf); return err }, []string{"NewAnchorsStrides", "stride", "+Inf"}},
 		{"ShiftAnchors no cell", func() error { _, err := ShiftAnchors(nil, 2, 2, 16); return err }, []string{"no cell anchors"}},
 		{"ShiftAnchors empty map", func() error { _, err := ShiftAnchors(good, 0, 5, 16); return err }, []string{"0x5"}},
 		{"ShiftAnchors stride 0", func() error { _, err := ShiftAnchors(good, 2, 2, 0); return err }, []string{"stride", "got 0"}},

@@ -1,8 +1,12 @@
 package rpn
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/detlab/smoothl1/internal/values"
@@ -141,5 +145,59 @@ func TestFPNTorchvisionParity(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTorchvisionLevelsUneven: TorchvisionLevels reproduces torchvision's AnchorGenerator where
+// the image is not a multiple of the feature map (50x90 with 13x19 and 7x10 maps: strides 3 by
+// 4 and 7 by 9, image // map per axis), exactly (fixture "uneven" of gen_fpn_fixtures.py); the
+// grid window with different strides down and across equals visiting every anchor.
+func TestTorchvisionLevelsUneven(t *testing.T) {
+	var f struct {
+		Uneven struct {
+			ImH           int `json:"im_h"`
+			ImW           int `json:"im_w"`
+			Maps          [][2]int
+			Sizes, Ratios []float64
+			Anchors       []float64
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "fpn_golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	u := f.Uneven
+	levels, err := TorchvisionLevels(u.ImH, u.ImW, u.Maps, u.Sizes, u.Ratios)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []float64
+	for _, an := range levels {
+		all = append(all, flatten(an.Boxes)...)
+	}
+	assertClose(t, "anchors", all, u.Anchors, 0)
+	rng := rand.New(rand.NewSource(83))
+	images := []Image{{Height: 50, Width: 90, Boxes: randomBoxes(rng, 6, 45, 4, 30)}}
+	plain := make([]*Anchors, len(levels))
+	for l, an := range levels {
+		if !an.onGrid() {
+			t.Fatalf("level %d not detected as a grid", l)
+		}
+		plain[l] = &Anchors{Boxes: an.Boxes, A: an.A, H: an.H, W: an.W}
+	}
+	a, err := AssignTargetsLevels(TorchvisionConfig(), levels, images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := AssignTargetsLevels(TorchvisionConfig(), plain, images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := range levels {
+		sameBits(t, fmt.Sprint("level ", l, " labels"), a[l].Labels, b[l].Labels)
+		sameBits(t, fmt.Sprint("level ", l, " targets"), a[l].BBoxTargets, b[l].BBoxTargets)
 	}
 }

@@ -64,8 +64,14 @@ def main():
         fpn_case("3 levels", rng, 64, 64, [(8, 8), (4, 4), (2, 2)], [16, 32, 64], [0.5, 2.0], [2, 3, 0]),
         fpn_case("2 levels", rng, 48, 64, [(6, 8), (3, 4)], [12, 40], [0.5, 1.0, 2.0], [1, 4]),
     ]
+    # torchvision's strides where the image is not a multiple of the map (image // map per axis)
+    uneven_gen = AnchorGenerator(sizes=((32,), (64,)), aspect_ratios=((0.5, 1.0, 2.0),) * 2)
+    uneven_maps = [(13, 19), (7, 10)]
+    uneven = uneven_gen(ImageList(torch.zeros(1, 1, 50, 90), [(50, 90)]), [torch.zeros(1, 1, h, w) for h, w in uneven_maps])
+    uneven = dict(im_h=50, im_w=90, maps=[list(m) for m in uneven_maps], sizes=[32, 64], ratios=[0.5, 1.0, 2.0],
+                  strides=[[50 // h, 90 // w] for h, w in uneven_maps], anchors=flat(uneven[0]))
     with open(os.path.join(HERE, "fpn_golden.json"), "w") as f:
-        json.dump(dict(cases=cases), f, allow_nan=False)
+        json.dump(dict(cases=cases, uneven=uneven), f, allow_nan=False)
     for c in cases:
         print(c["name"], "positives", [int(sum(v == 1 for v in l)) for l in c["labels"]],
               "labelled", [int(sum(v >= 0 for v in l)) for l in c["labels"]], c["cls_loss"], c["box_loss"])
