@@ -82,49 +82,37 @@ func byScore(scores []float64, order []int) []int {
 }
 
 // suppress runs greedy NMS over boxes visited in the given order and returns the kept indices
-// in that order. Finite boxes take the windowed path; any other input the quadratic reference.
+// in that order. Finite boxes take the bucketed path; any other input the quadratic reference.
 func suppress(boxes [][4]float64, order []int, thresh float64, maxKeep int, plusOne bool) []int {
 	if len(order) == 0 {
 		return nil
 	}
-	o := one(plusOne)
-	maxW, maxH := 0.0, 0.0
 	for _, i := range order {
-		b := boxes[i]
-		if !finite(b) {
+		if !finite(boxes[i]) {
 			return suppressAll(boxes, order, thresh, maxKeep, plusOne)
 		}
-		maxW, maxH = max(maxW, b[2]-b[0]+o), max(maxH, b[3]-b[1]+o)
 	}
-	if thresh < 0 || math.IsInf(maxW, 0) || math.IsInf(maxH, 0) {
+	if thresh < 0 {
 		// every pair's IoU (>= 0) exceeds a negative thresh: no window applies
 		return suppressAll(boxes, order, thresh, maxKeep, plusOne)
 	}
+	o := one(plusOne)
 	n := len(order)
-	// the boxes and areas in score order, and (struct of arrays, scanned sequentially) the
-	// positions sorted by x1 with their x1 and y1
-	sorted := make([][4]float64, n)
+	sorted := make([][4]float64, n) // the boxes in score order
 	areas := make([]float64, n)
-	byX := make([]int32, n)
 	for p, i := range order {
 		sorted[p] = boxes[i]
 		areas[p] = area(boxes[i], o)
-		byX[p] = int32(p)
 	}
-	slices.SortFunc(byX, func(a, b int32) int {
-		if c := cmp.Compare(sorted[a][0], sorted[b][0]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
-	xs, ys := make([]float64, n), make([]float64, n)
-	for k, p := range byX {
-		xs[k], ys[k] = sorted[p][0], sorted[p][1]
-	}
-	// IoU > t needs |x1a - x1b| < (1 - t) max(wa, wb) <= (1 - t) maxW (doc.go), y alike; the
-	// margin absorbs rounding so the window never misses a pair the exact IoU test would take.
+	buckets := newWidthBuckets(sorted, o)
+	// IoU(a, b) > t implies (doc.go), with w = width and h = height (+1 under plusOne):
+	//   min(wa, wb) >= t max(wa, wb)        (iw <= min(w) and iw >= IoU max(w))
+	//   |x1a - x1b| <  (1 - t) max(wa, wb)  (iw <= w_a - |x1a - x1b| for the box on the left)
+	// and alike in y. A box only looks in the width buckets within a factor t of its width and,
+	// in each, at the x1-window its widest box allows. The slack absorbs rounding: the windows
+	// never miss a pair that the exact IoU test takes.
+	ratio := thresh - 1e-9
 	slack := max(0, 1-thresh) + 1e-9
-	dx, dy := slack*maxW+1e-9, slack*maxH+1e-9
 	suppressed := make([]bool, n)
 	var keep []int
 	for p, b := range sorted {
@@ -135,21 +123,98 @@ func suppress(boxes [][4]float64, order []int, thresh float64, maxKeep int, plus
 		if maxKeep > 0 && len(keep) == maxKeep {
 			break
 		}
-		hi := b[0] + dx
-		for k := sort.SearchFloat64s(xs, b[0]-dx); k < n && xs[k] <= hi; k++ {
-			if math.Abs(ys[k]-b[1]) > dy {
+		w, h := b[2]-b[0]+o, b[3]-b[1]+o
+		if !(w > 0) || !(h > 0) {
+			continue // no intersection with anything: IoU 0
+		}
+		lo, hi := 0.0, math.Inf(1)
+		if ratio > 0 {
+			lo, hi = ratio*w, w/ratio
+		}
+		for _, bk := range buckets {
+			if bk.maxW < lo || bk.minW > hi {
 				continue
 			}
-			q := int(byX[k])
-			if q <= p || suppressed[q] {
-				continue
+			dx, dy := slack*max(w, bk.maxW)+1e-9, slack*max(h, bk.maxH)+1e-9
+			xs, ys, pos := bk.x1, bk.y1, bk.pos
+			end := b[0] + dx
+			dead := 0
+			for k := sort.SearchFloat64s(xs, b[0]-dx); k < len(xs) && xs[k] <= end; k++ {
+				q := int(pos[k])
+				if q <= p || suppressed[q] {
+					dead++
+					continue
+				}
+				if math.Abs(ys[k]-b[1]) > dy {
+					continue
+				}
+				if iou(b, sorted[q], areas[p], areas[q], o) > thresh {
+					suppressed[q] = true
+				}
 			}
-			if iou(b, sorted[q], areas[p], areas[q], o) > thresh {
-				suppressed[q] = true
+			if dead > len(xs)/8 {
+				bk.compact(p, suppressed) // drop visited and suppressed boxes: later scans are shorter
 			}
 		}
 	}
 	return keep
+}
+
+// widthBucket holds the boxes whose width lies in [2^e, 2^(e+1)): their positions in score
+// order sorted by x1, with their x1 and y1 (struct of arrays, scanned sequentially), and the
+// bucket's extreme widths and largest height.
+type widthBucket struct {
+	x1, y1     []float64
+	pos        []int32
+	minW, maxW float64
+	maxH       float64
+}
+
+// compact removes the entries already visited (position <= p) or suppressed, keeping x1 order.
+func (bk *widthBucket) compact(p int, suppressed []bool) {
+	k := 0
+	for i, q := range bk.pos {
+		if int(q) > p && !suppressed[q] {
+			bk.x1[k], bk.y1[k], bk.pos[k] = bk.x1[i], bk.y1[i], q
+			k++
+		}
+	}
+	bk.x1, bk.y1, bk.pos = bk.x1[:k], bk.y1[:k], bk.pos[:k]
+}
+
+// newWidthBuckets sorts the boxes of positive width and height into buckets by binary exponent
+// of the width. Boxes of zero or negative width or height intersect nothing and are left out.
+func newWidthBuckets(sorted [][4]float64, o float64) []*widthBucket {
+	byExp := map[int]*widthBucket{}
+	var list []*widthBucket
+	for p, b := range sorted {
+		w, h := b[2]-b[0]+o, b[3]-b[1]+o
+		if !(w > 0) || !(h > 0) {
+			continue
+		}
+		_, e := math.Frexp(w)
+		bk := byExp[e]
+		if bk == nil {
+			bk = &widthBucket{minW: w, maxW: w, maxH: h}
+			byExp[e] = bk
+			list = append(list, bk)
+		}
+		bk.pos = append(bk.pos, int32(p))
+		bk.minW, bk.maxW, bk.maxH = min(bk.minW, w), max(bk.maxW, w), max(bk.maxH, h)
+	}
+	for _, bk := range list {
+		slices.SortFunc(bk.pos, func(a, b int32) int {
+			if c := cmp.Compare(sorted[a][0], sorted[b][0]); c != 0 {
+				return c
+			}
+			return cmp.Compare(a, b)
+		})
+		bk.x1, bk.y1 = make([]float64, len(bk.pos)), make([]float64, len(bk.pos))
+		for k, p := range bk.pos {
+			bk.x1[k], bk.y1[k] = sorted[p][0], sorted[p][1]
+		}
+	}
+	return list
 }
 
 // suppressAll is the quadratic reference: each box in order against every kept box.

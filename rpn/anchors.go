@@ -13,10 +13,23 @@ import (
 // a box of ws*s by hs*s centred on the reference window's centre, corners c ∓ (w-1)/2.
 // With baseSize 16, ratios {0.5, 1, 2} and scales {8, 16, 32} it returns the nine anchors of the
 // paper (first row [-84, -40, 99, 55]). It returns nil when baseSize, a ratio or a scale is not
-// finite and > 0 (NewAnchors then reports "no cell anchors").
+// finite and > 0 (NewAnchors then reports "no cell anchors"); GenerateAnchorsChecked says why.
 func GenerateAnchors(baseSize float64, ratios, scales []float64) [][4]float64 {
-	if !positive(baseSize) || !allPositive(ratios) || !allPositive(scales) {
-		return nil
+	out, _ := GenerateAnchorsChecked(baseSize, ratios, scales)
+	return out
+}
+
+// GenerateAnchorsChecked is GenerateAnchors with an error naming the bad parameter: baseSize,
+// a ratio or a scale that is not finite and > 0, or no ratios or scales.
+func GenerateAnchorsChecked(baseSize float64, ratios, scales []float64) ([][4]float64, error) {
+	if err := checkPositive("GenerateAnchorsChecked", "baseSize", []float64{baseSize}); err != nil {
+		return nil, err
+	}
+	if err := checkPositive("GenerateAnchorsChecked", "ratio", ratios); err != nil {
+		return nil, err
+	}
+	if err := checkPositive("GenerateAnchorsChecked", "scale", scales); err != nil {
+		return nil, err
 	}
 	w, h := baseSize, baseSize
 	cx, cy := float64(0.5*(w-1)), float64(0.5*(h-1))
@@ -31,16 +44,26 @@ func GenerateAnchors(baseSize float64, ratios, scales []float64) [][4]float64 {
 			out = append(out, [4]float64{cx - hw, cy - hh, cx + hw, cy + hh})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // TorchvisionCellAnchors reproduces torchvision's AnchorGenerator.generate_anchors for one
 // feature map: h_r = sqrt(r), w_r = 1/h_r, anchors [-w_r s, -h_r s, w_r s, h_r s]/2 rounded half to
 // even, ratio-major, size-minor (torchvision's order). It returns nil when a size or ratio is not
-// finite and > 0.
+// finite and > 0; TorchvisionCellAnchorsChecked says why.
 func TorchvisionCellAnchors(sizes, ratios []float64) [][4]float64 {
-	if !allPositive(sizes) || !allPositive(ratios) {
-		return nil
+	out, _ := TorchvisionCellAnchorsChecked(sizes, ratios)
+	return out
+}
+
+// TorchvisionCellAnchorsChecked is TorchvisionCellAnchors with an error naming the bad
+// parameter: a size or ratio that is not finite and > 0, or no sizes or ratios.
+func TorchvisionCellAnchorsChecked(sizes, ratios []float64) ([][4]float64, error) {
+	if err := checkPositive("TorchvisionCellAnchors", "size", sizes); err != nil {
+		return nil, err
+	}
+	if err := checkPositive("TorchvisionCellAnchors", "ratio", ratios); err != nil {
+		return nil, err
 	}
 	out := make([][4]float64, 0, len(ratios)*len(sizes))
 	for _, r := range ratios {
@@ -51,32 +74,38 @@ func TorchvisionCellAnchors(sizes, ratios []float64) [][4]float64 {
 			out = append(out, [4]float64{math.RoundToEven(-ws / 2), math.RoundToEven(-hs / 2), math.RoundToEven(ws / 2), math.RoundToEven(hs / 2)})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // ShiftAnchors lays the cell anchors over an H x W feature map with the given stride: anchor n =
 // (y*W + x)*A + a is cell anchor a shifted by (x*stride, y*stride). Both py-faster-rcnn and
 // torchvision use this order.
 func ShiftAnchors(cell [][4]float64, height, width int, stride float64) ([][4]float64, error) {
+	return shiftAnchors("ShiftAnchors", cell, height, width, stride, stride)
+}
+
+func shiftAnchors(fn string, cell [][4]float64, height, width int, strideY, strideX float64) ([][4]float64, error) {
 	if len(cell) == 0 {
-		return nil, fmt.Errorf("rpn: ShiftAnchors: no cell anchors")
+		return nil, fmt.Errorf("rpn: %s: no cell anchors", fn)
 	}
 	if height <= 0 || width <= 0 {
-		return nil, fmt.Errorf("rpn: ShiftAnchors: feature map %dx%d must be at least 1x1", height, width)
+		return nil, fmt.Errorf("rpn: %s: feature map %dx%d must be at least 1x1", fn, height, width)
 	}
-	if !(stride > 0) || math.IsInf(stride, 0) {
-		return nil, fmt.Errorf("rpn: ShiftAnchors: stride must be finite and > 0, got %v", stride)
+	for _, s := range []float64{strideY, strideX} {
+		if !(s > 0) || math.IsInf(s, 0) {
+			return nil, fmt.Errorf("rpn: %s: stride must be finite and > 0, got %v", fn, s)
+		}
 	}
 	for a, b := range cell {
 		if err := box.Check(b); err != nil {
-			return nil, fmt.Errorf("rpn: ShiftAnchors: cell anchor %d: %w", a, err)
+			return nil, fmt.Errorf("rpn: %s: cell anchor %d: %w", fn, a, err)
 		}
 	}
 	A := len(cell)
 	out := make([][4]float64, height*width*A)
 	for y := 0; y < height; y++ {
 		for x := 0; x < width; x++ {
-			sx, sy := float64(float64(x)*stride), float64(float64(y)*stride) // no FMA (see box.Area)
+			sx, sy := float64(float64(x)*strideX), float64(float64(y)*strideY) // no FMA (see box.Area)
 			for a, c := range cell {
 				out[(y*width+x)*A+a] = [4]float64{c[0] + sx, c[1] + sy, c[2] + sx, c[3] + sy}
 			}
@@ -85,13 +114,43 @@ func ShiftAnchors(cell [][4]float64, height, width int, stride float64) ([][4]fl
 	return out, nil
 }
 
-func positive(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
-
-func allPositive(vs []float64) bool {
-	for _, v := range vs {
-		if !positive(v) {
-			return false
+// TorchvisionLevels makes the anchors of torchvision's AnchorGenerator for an FPN: level l has
+// cell anchors TorchvisionCellAnchorsChecked([]float64{sizes[l]}, ratios) on the feature map
+// maps[l] = {H, W}, with torchvision's strides imageH / H and imageW / W in integer division
+// (they differ where the division is uneven: 800x1216 with a 13x19 map gives 61 by 64). imageH
+// and imageW are the padded batch's size. Errors name the level.
+func TorchvisionLevels(imageH, imageW int, maps [][2]int, sizes, ratios []float64) ([]*Anchors, error) {
+	if len(maps) == 0 || len(maps) != len(sizes) {
+		return nil, fmt.Errorf("rpn: TorchvisionLevels: %d feature maps and %d sizes; want one size per map", len(maps), len(sizes))
+	}
+	if imageH <= 0 || imageW <= 0 {
+		return nil, fmt.Errorf("rpn: TorchvisionLevels: image %dx%d must be at least 1x1", imageH, imageW)
+	}
+	levels := make([]*Anchors, len(maps))
+	for l, hw := range maps {
+		cell, err := TorchvisionCellAnchorsChecked([]float64{sizes[l]}, ratios)
+		if err != nil {
+			return nil, fmt.Errorf("rpn: TorchvisionLevels: level %d: %w", l, err)
+		}
+		if hw[0] <= 0 || hw[1] <= 0 || hw[0] > imageH || hw[1] > imageW {
+			return nil, fmt.Errorf("rpn: TorchvisionLevels: level %d: feature map %dx%d must be at least 1x1 and at most the image %dx%d", l, hw[0], hw[1], imageH, imageW)
+		}
+		if levels[l], err = NewAnchorsStrides(cell, hw[0], hw[1], float64(imageH/hw[0]), float64(imageW/hw[1])); err != nil {
+			return nil, fmt.Errorf("rpn: TorchvisionLevels: level %d: %w", l, err)
 		}
 	}
-	return true
+	return levels, nil
+}
+
+// checkPositive reports an empty list or a value that is not finite and > 0.
+func checkPositive(fn, name string, vs []float64) error {
+	if len(vs) == 0 {
+		return fmt.Errorf("rpn: %s: no %ss", fn, name)
+	}
+	for i, v := range vs {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return fmt.Errorf("rpn: %s: %s %d is %v, want finite and > 0", fn, name, i, v)
+		}
+	}
+	return nil
 }

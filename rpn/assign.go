@@ -15,29 +15,40 @@ type Anchors struct {
 	Boxes   [][4]float64
 	A, H, W int
 
-	// cell and stride, set by NewAnchors, let the assignment visit only the anchors that can
+	// cell and the strides, set by NewAnchors, let the assignment visit only the anchors that can
 	// overlap a gt box. They are used only while Boxes still equal the shifted cell anchors.
-	cell   [][4]float64
-	stride float64
+	cell             [][4]float64
+	strideY, strideX float64
 }
 
 // NewAnchors shifts the cell anchors over an H x W feature map with the given stride.
 func NewAnchors(cell [][4]float64, height, width int, stride float64) (*Anchors, error) {
-	boxes, err := ShiftAnchors(cell, height, width, stride)
+	return newAnchors("NewAnchors", cell, height, width, stride, stride)
+}
+
+// NewAnchorsStrides is NewAnchors with different strides down (y) and across (x), as
+// torchvision's AnchorGenerator has where the image size is not a multiple of the feature map's
+// (TorchvisionLevels computes them).
+func NewAnchorsStrides(cell [][4]float64, height, width int, strideY, strideX float64) (*Anchors, error) {
+	return newAnchors("NewAnchorsStrides", cell, height, width, strideY, strideX)
+}
+
+func newAnchors(fn string, cell [][4]float64, height, width int, strideY, strideX float64) (*Anchors, error) {
+	boxes, err := shiftAnchors(fn, cell, height, width, strideY, strideX)
 	if err != nil {
 		return nil, err
 	}
-	return &Anchors{Boxes: boxes, A: len(cell), H: height, W: width, cell: append([][4]float64(nil), cell...), stride: stride}, nil
+	return &Anchors{Boxes: boxes, A: len(cell), H: height, W: width, cell: append([][4]float64(nil), cell...), strideY: strideY, strideX: strideX}, nil
 }
 
 // onGrid reports whether Boxes are still the cell anchors shifted by the stride.
 func (an *Anchors) onGrid() bool {
-	if len(an.cell) != an.A || !(an.stride > 0) {
+	if len(an.cell) != an.A || !(an.strideX > 0) || !(an.strideY > 0) {
 		return false
 	}
 	for n, b := range an.Boxes {
 		a, yx := n%an.A, n/an.A
-		sx, sy := float64(float64(yx%an.W)*an.stride), float64(float64(yx/an.W)*an.stride)
+		sx, sy := float64(float64(yx%an.W)*an.strideX), float64(float64(yx/an.W)*an.strideY)
 		c := an.cell[a]
 		if b != [4]float64{c[0] + sx, c[1] + sy, c[2] + sx, c[3] + sy} {
 			return false
@@ -46,30 +57,26 @@ func (an *Anchors) onGrid() bool {
 	return true
 }
 
-// run is the anchors first, first+step, ..., first+(count-1)*step.
-type run struct{ first, count, step int }
-
 // span is, for one cell anchor, the grid cells [x0, x1] x [y0, y1] whose shifted copy can reach a
 // box.
 type span struct{ x0, x1, y0, y1 int }
 
-// window returns, in runs (reused), the anchors that can overlap box g: a superset of every
-// anchor with a positive intersection. Without a grid it is every anchor. spans is scratch of
-// length A.
-func (an *Anchors) window(grid bool, g [4]float64, runs []run, spans []span) []run {
-	runs = runs[:0]
+// window appends to runs the anchors that can overlap box g, numbered from offset: a superset
+// of every anchor with a positive intersection. Without a grid it is every anchor. spans is
+// scratch of length >= A.
+func (an *Anchors) window(grid bool, g [4]float64, offset int, runs []box.Run, spans []span) []box.Run {
 	if !grid {
-		return append(runs, run{0, len(an.Boxes), 1})
+		return append(runs, box.Run{First: offset, Count: len(an.Boxes), Step: 1})
 	}
-	s := an.stride
+	sx, sy := an.strideX, an.strideY
 	lo := func(v float64, hi int) int { return gridIndex(math.Ceil, v, 0, hi, true) }
 	up := func(v float64, hi int) int { return gridIndex(math.Floor, v, -1, hi, false) }
 	// per cell anchor a: cells whose shifted box reaches into [g0 - 1, g2 + 1] x [g1 - 1, g3 + 1]
 	Y0, Y1 := an.H, -1
 	for a, c := range an.cell {
 		sp := span{
-			x0: lo((g[0]-1-c[2])/s, an.W), x1: up((g[2]+1-c[0])/s, an.W-1),
-			y0: lo((g[1]-1-c[3])/s, an.H), y1: up((g[3]+1-c[1])/s, an.H-1),
+			x0: lo((g[0]-1-c[2])/sx, an.W), x1: up((g[2]+1-c[0])/sx, an.W-1),
+			y0: lo((g[1]-1-c[3])/sy, an.H), y1: up((g[3]+1-c[1])/sy, an.H-1),
 		}
 		spans[a] = sp
 		Y0, Y1 = min(Y0, sp.y0), max(Y1, sp.y1)
@@ -77,7 +84,7 @@ func (an *Anchors) window(grid bool, g [4]float64, runs []run, spans []span) []r
 	for y := Y0; y <= Y1; y++ {
 		for a, sp := range spans[:an.A] {
 			if y >= sp.y0 && y <= sp.y1 && sp.x0 <= sp.x1 {
-				runs = append(runs, run{(y*an.W+sp.x0)*an.A + a, sp.x1 - sp.x0 + 1, an.A})
+				runs = append(runs, box.Run{First: offset + (y*an.W+sp.x0)*an.A + a, Count: sp.x1 - sp.x0 + 1, Step: an.A})
 			}
 		}
 	}
@@ -142,17 +149,31 @@ type Targets struct {
 	// Labels: 1 positive, 0 negative, -1 ignored (outside the border, between thresholds or not
 	// sampled).
 	Labels []float64
-	// ClsWeights weigh each anchor's classification term: 1/(N_v(b)*B) (PerImage) or 1/S
-	// (PerBatch) where the label is 0 or 1, else 0.
+	// ClsWeights weigh each anchor's classification term: 1/(N_v(b)*B) (PerImage), 1/S
+	// (PerBatch) or 1/(AnchorsPerImage*B) (PerAnchorBudget) where the label is 0 or 1, else 0.
 	ClsWeights []float64
 	// BBoxTargets are the encoded matched gt boxes of every kept anchor (0 elsewhere).
 	BBoxTargets []float64
 	// InsideWeights are 1 on the 4 deltas of positive anchors, else 0.
 	InsideWeights []float64
-	// OutsideWeights are 1/N_v(b) (PerImage) or 1/S (PerBatch) on sampled anchors, else 0.
+	// OutsideWeights are 1/N_v(b) (PerImage), 1/S (PerBatch) or 1/(AnchorsPerImage*B)
+	// (PerAnchorBudget) on sampled anchors, else 0.
 	OutsideWeights []float64
-	// NumPos and NumNeg count the sampled positives and negatives of each image.
+	// NumPos and NumNeg count the sampled positives and negatives of each image (all levels).
 	NumPos, NumNeg []int
+
+	// config is the Config that made the targets (nil for hand-made Targets): Loss and
+	// TargetNodes.Set check that its normalisation is the Loss's.
+	config *Config
+}
+
+// Config returns the Config the targets were assigned with, and false for Targets not made by
+// AssignTargets or AssignTargetsLevels.
+func (t *Targets) Config() (Config, bool) {
+	if t == nil || t.config == nil {
+		return Config{}, false
+	}
+	return *t.config, true
 }
 
 // AssignTargets labels the anchors of each image, samples them and encodes the regression
@@ -163,23 +184,87 @@ type Targets struct {
 //  2. label 0 where the anchor's best IoU < NegativeIoU; label 1 for each gt's best anchors
 //     (ties included, skipping a gt whose best IoU is 0); label 1 where the best IoU >=
 //     PositiveIoU; with ClobberPositives the negative rule is applied last;
-//  3. at most FgFraction*BatchSize positives and BatchSize - #positives negatives are kept,
-//     the rest chosen at random (seed Seed + b) turned to -1;
+//  3. at most FgFraction*AnchorsPerImage positives and AnchorsPerImage - #positives negatives
+//     are kept, the rest chosen at random (seed Seed + b) turned to -1;
 //  4. an image without gt boxes has every kept anchor negative.
 //
 // No anchors x gt matrix is held: IoUs are computed on the fly, twice (once for the maxima, once
 // for the ties), with O(#anchors + #gt) memory per image, and for anchors made by NewAnchors
 // only for the anchors whose grid cell lets them overlap the gt. Images are processed in parallel;
-// results do not depend on scheduling.
+// results do not depend on scheduling. It is AssignTargetsLevels with one level.
 //
 // Errors name the image and box: a gt box with a non-finite coordinate, x2 < x1 or y2 < y1, or
 // (without PlusOne) zero width or height; an image size that is not finite and > 0.
 func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, error) {
+	if anchors == nil {
+		return nil, fmt.Errorf("rpn: anchors are nil")
+	}
+	ts, err := assignLevels(cfg, []*Anchors{anchors}, images)
+	if err != nil {
+		return nil, err
+	}
+	return ts[0], nil
+}
+
+// AssignTargetsLevels is AssignTargets for a multi-level (FPN) RPN, as torchvision's
+// RegionProposalNetwork with one AnchorGenerator size per level: the levels' anchors of an
+// image are matched as one list (level by level, (y, x, a) within a level), so a gt's best
+// anchor may lie on any level and ties across levels are all positive; one sampler draws
+// AnchorsPerImage anchors over all levels. It returns one Targets per level, laid out for that
+// level's outputs; their NumPos and NumNeg, and the normalisation in the weights, count the
+// whole image (all levels), so the levels' losses add up to the loss over the concatenation
+// (LossLevels). Errors as AssignTargets, naming the level.
+func AssignTargetsLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, error) {
+	if len(levels) == 0 {
+		return nil, fmt.Errorf("rpn: AssignTargetsLevels: no levels")
+	}
+	return assignLevels(cfg, levels, images)
+}
+
+// anchorSet is the anchors of all levels as one list: anchor i of the image is anchor
+// i - offsets[l] of the level l whose range holds it.
+type anchorSet struct {
+	levels  []*Anchors
+	offsets []int
+	grids   []bool
+	boxes   [][4]float64 // concatenated (level 0's own slice when there is one level)
+	maxA    int
+}
+
+// window appends the runs of anchors (all levels) that can overlap g.
+func (set *anchorSet) window(g [4]float64, runs []box.Run, spans []span) []box.Run {
+	runs = runs[:0]
+	for l, an := range set.levels {
+		runs = an.window(set.grids[l], g, set.offsets[l], runs, spans)
+	}
+	return runs
+}
+
+func assignLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := anchors.validate(); err != nil {
-		return nil, err
+	set := &anchorSet{levels: levels}
+	total := 0
+	for l, an := range levels {
+		if err := an.validate(); err != nil {
+			if len(levels) > 1 {
+				return nil, fmt.Errorf("rpn: level %d: %w", l, err)
+			}
+			return nil, err
+		}
+		set.offsets = append(set.offsets, total)
+		set.grids = append(set.grids, an.onGrid())
+		set.maxA = max(set.maxA, an.A)
+		total += len(an.Boxes)
+	}
+	if len(levels) == 1 {
+		set.boxes = levels[0].Boxes
+	} else {
+		set.boxes = make([][4]float64, 0, total)
+		for _, an := range levels {
+			set.boxes = append(set.boxes, an.Boxes...)
+		}
 	}
 	if len(images) == 0 {
 		return nil, fmt.Errorf("rpn: AssignTargets: no images")
@@ -192,27 +277,29 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 			if err := box.Check(g); err != nil {
 				return nil, fmt.Errorf("rpn: image %d, gt box %d: %w", b, j, err)
 			}
-			if !cfg.PlusOne && (g[2] == g[0] || g[3] == g[1]) {
+			if !cfg.Coder.PlusOne && (g[2] == g[0] || g[3] == g[1]) {
 				return nil, fmt.Errorf("rpn: image %d, gt box %d: box %v has zero width or height (its regression target would be -Inf)", b, j, g)
 			}
 		}
 	}
-	B, A, H, W := len(images), anchors.A, anchors.H, anchors.W
-	plane := A * H * W
-	t := &Targets{
-		B: B, A: A, H: H, W: W,
-		Labels:         make([]float64, B*plane),
-		ClsWeights:     make([]float64, B*plane),
-		BBoxTargets:    make([]float64, B*4*plane),
-		InsideWeights:  make([]float64, B*4*plane),
-		OutsideWeights: make([]float64, B*4*plane),
-		NumPos:         make([]int, B),
-		NumNeg:         make([]int, B),
+	B := len(images)
+	ts := make([]*Targets, len(levels))
+	for l, an := range levels {
+		plane := an.A * an.H * an.W
+		ts[l] = &Targets{
+			B: B, A: an.A, H: an.H, W: an.W,
+			Labels:         make([]float64, B*plane),
+			ClsWeights:     make([]float64, B*plane),
+			BBoxTargets:    make([]float64, B*4*plane),
+			InsideWeights:  make([]float64, B*4*plane),
+			OutsideWeights: make([]float64, B*4*plane),
+			NumPos:         make([]int, B),
+			NumNeg:         make([]int, B),
+		}
 	}
-	grid := anchors.onGrid()
-	areas := make([]float64, len(anchors.Boxes)) // read-only, shared by the workers
-	for i, b := range anchors.Boxes {
-		areas[i] = box.Area(b, cfg.PlusOne)
+	areas := make([]float64, len(set.boxes)) // read-only, shared by the workers
+	for i, b := range set.boxes {
+		areas[i] = box.Area(b, cfg.Coder.PlusOne)
 	}
 	workers := min(runtime.GOMAXPROCS(0), B)
 	var wg sync.WaitGroup
@@ -225,172 +312,76 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 	for w := 0; w < workers; w++ {
 		go func() {
 			defer wg.Done()
-			s := newScratch(len(anchors.Boxes), anchors.A)
+			s := newScratch(len(set.boxes), set.maxA)
 			for b := range next {
-				assignImage(cfg, anchors, grid, areas, images[b], b, t, s)
+				assignImage(cfg, set, areas, images[b], b, ts, s)
 			}
 		}()
 	}
 	wg.Wait()
-	normalise(cfg, t)
-	return t, nil
+	recorded := cfg
+	for _, t := range ts {
+		normalise(cfg, t)
+		t.config = &recorded
+	}
+	return ts, nil
 }
 
 // scratch holds one image's per-anchor state, reused across the images of a worker.
 type scratch struct {
 	kept    []bool
-	maxIoU  []float64
-	argmax  []int32
-	labels  []int8
+	matches box.Matches
 	indices []int
-	runs    []run
 	spans   []span
 }
 
 func newScratch(n, a int) *scratch {
-	return &scratch{kept: make([]bool, n), maxIoU: make([]float64, n), argmax: make([]int32, n), labels: make([]int8, n),
-		spans: make([]span, a)}
+	return &scratch{kept: make([]bool, n), spans: make([]span, a)}
 }
 
-func assignImage(cfg Config, an *Anchors, grid bool, areas []float64, im Image, b int, t *Targets, s *scratch) {
-	n := len(an.Boxes)
+// assignImage labels, samples and encodes image b: box.Matcher over the anchors of all levels
+// (visiting, per gt, only the grid cells that can overlap it), box.Sample, then the targets
+// written in each level's layout.
+func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, ts []*Targets, s *scratch) {
+	boxes := set.boxes
 	gts := im.Boxes
-	for i, b := range an.Boxes {
-		s.kept[i] = !cfg.FilterBorder || (b[0] >= -cfg.AllowedBorder && b[1] >= -cfg.AllowedBorder &&
-			b[2] < im.Width+cfg.AllowedBorder && b[3] < im.Height+cfg.AllowedBorder)
-		s.labels[i] = -1
-		s.maxIoU[i] = 0
-		s.argmax[i] = 0
+	for i, bx := range boxes {
+		s.kept[i] = !cfg.FilterBorder || (bx[0] >= -cfg.AllowedBorder && bx[1] >= -cfg.AllowedBorder &&
+			bx[2] < im.Width+cfg.AllowedBorder && bx[3] < im.Height+cfg.AllowedBorder)
 	}
-	if len(gts) == 0 {
-		for i := 0; i < n; i++ {
-			if s.kept[i] {
-				s.labels[i] = 0
-			}
-		}
-	} else {
-		// Pass 1, gt by gt over the anchors that can overlap it: each kept anchor's best IoU
-		// and gt (the first on ties, as numpy's argmax: gts are visited in order and only a
-		// strictly larger IoU replaces; an anchor overlapping nothing keeps IoU 0 and gt 0), and
-		// each gt's best IoU over the kept anchors.
-		gtMax := make([]float64, len(gts))
-		for j, g := range gts {
-			areaG := box.Area(g, cfg.PlusOne)
-			s.runs = an.window(grid, g, s.runs, s.spans)
-			for _, r := range s.runs {
-				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
-					if !s.kept[i] {
-						continue
-					}
-					v := box.IoUWithAreas(an.Boxes[i], g, areas[i], areaG, cfg.PlusOne)
-					if v > s.maxIoU[i] {
-						s.maxIoU[i], s.argmax[i] = v, int32(j)
-					}
-					if v > gtMax[j] {
-						gtMax[j] = v
-					}
-				}
-			}
-		}
-		if !cfg.ClobberPositives {
-			setNegatives(cfg, s, n)
-		}
-		// Pass 2: each gt's best anchors, ties included (IoUs recomputed bit for bit); a gt
-		// whose best IoU is 0 has none.
-		for j, g := range gts {
-			if gtMax[j] <= 0 {
+	matcher := box.Matcher{High: cfg.PositiveIoU, Low: cfg.NegativeIoU, AllowLowQuality: true,
+		ClobberPositives: cfg.ClobberPositives, PlusOne: cfg.Coder.PlusOne}
+	candidates := func(g [4]float64, runs []box.Run) []box.Run { return set.window(g, runs, s.spans) }
+	matcher.Match(boxes, areas, s.kept, gts, candidates, &s.matches)
+	labels := s.matches.Labels
+	var numPos, numNeg int
+	numPos, numNeg, s.indices = box.Sample(labels, cfg.AnchorsPerImage, cfg.FgFraction, rand.New(rand.NewSource(cfg.Seed+int64(b))), s.indices)
+
+	for l, an := range set.levels {
+		t, lay, offset := ts[l], layout{an.A, an.H, an.W}, set.offsets[l]
+		for local := 0; local < lay.anchors(); local++ {
+			i := offset + local
+			t.Labels[lay.perAnchor(b, local)] = float64(labels[i])
+			if !s.kept[i] || len(gts) == 0 {
 				continue
 			}
-			areaG := box.Area(g, cfg.PlusOne)
-			s.runs = an.window(grid, g, s.runs, s.spans)
-			for _, r := range s.runs {
-				for k, i := 0, r.first; k < r.count; k, i = k+1, i+r.step {
-					if s.kept[i] && box.IoUWithAreas(an.Boxes[i], g, areas[i], areaG, cfg.PlusOne) == gtMax[j] {
-						s.labels[i] = 1
-					}
+			d := cfg.Coder.Encode(boxes[i], gts[s.matches.Matched[i]])
+			for k := 0; k < 4; k++ {
+				ci := lay.perDelta(b, local, k)
+				t.BBoxTargets[ci] = d[k]
+				if labels[i] == 1 {
+					t.InsideWeights[ci] = 1
 				}
 			}
 		}
-		for i := 0; i < n; i++ {
-			if s.kept[i] && s.maxIoU[i] >= cfg.PositiveIoU {
-				s.labels[i] = 1
-			}
-		}
-		if cfg.ClobberPositives {
-			setNegatives(cfg, s, n)
-		}
 	}
-	sample(cfg, s, n, rand.New(rand.NewSource(cfg.Seed+int64(b))))
-
-	A, H, W := an.A, an.H, an.W
-	plane := A * H * W
-	for i := 0; i < n; i++ {
-		a := i % A
-		yx := i / A
-		y, x := yx/W, yx%W
-		li := b*plane + (a*H+y)*W + x
-		t.Labels[li] = float64(s.labels[i])
-		switch s.labels[i] {
-		case 1:
-			t.NumPos[b]++
-		case 0:
-			t.NumNeg[b]++
-		}
-		if !s.kept[i] || len(gts) == 0 {
-			continue
-		}
-		d := cfg.Coder.Encode(an.Boxes[i], gts[s.argmax[i]])
-		for k := 0; k < 4; k++ {
-			ci := b*4*plane + ((4*a+k)*H+y)*W + x
-			t.BBoxTargets[ci] = d[k]
-			if s.labels[i] == 1 {
-				t.InsideWeights[ci] = 1
-			}
-		}
+	for _, t := range ts { // the image's counts over all levels, in every level's Targets
+		t.NumPos[b], t.NumNeg[b] = numPos, numNeg
 	}
-}
-
-func setNegatives(cfg Config, s *scratch, n int) {
-	for i := 0; i < n; i++ {
-		if s.kept[i] && s.maxIoU[i] < cfg.NegativeIoU {
-			s.labels[i] = 0
-		}
-	}
-}
-
-// sample keeps at most FgFraction*BatchSize positives and BatchSize - #positives negatives,
-// turning a uniformly random subset of the excess to -1.
-func sample(cfg Config, s *scratch, n int, rng *rand.Rand) {
-	numFg := int(cfg.FgFraction * float64(cfg.BatchSize))
-	pos := disableExcess(s, n, 1, numFg, rng)
-	disableExcess(s, n, 0, cfg.BatchSize-pos, rng)
-}
-
-// disableExcess turns all but `keep` anchors of label `label` to -1, chosen uniformly without
-// replacement; it returns how many remain.
-func disableExcess(s *scratch, n int, label int8, keep int, rng *rand.Rand) int {
-	s.indices = s.indices[:0]
-	for i := 0; i < n; i++ {
-		if s.labels[i] == label {
-			s.indices = append(s.indices, i)
-		}
-	}
-	excess := len(s.indices) - keep
-	if excess <= 0 {
-		return len(s.indices)
-	}
-	// partial Fisher-Yates: the first `excess` entries become a uniform random subset
-	for k := 0; k < excess; k++ {
-		j := k + rng.Intn(len(s.indices)-k)
-		s.indices[k], s.indices[j] = s.indices[j], s.indices[k]
-		s.labels[s.indices[k]] = -1
-	}
-	return keep
 }
 
 // normalise fills ClsWeights and OutsideWeights from the labels.
 func normalise(cfg Config, t *Targets) {
-	plane := t.A * t.H * t.W
 	total := 0
 	for b := 0; b < t.B; b++ {
 		total += t.NumPos[b] + t.NumNeg[b]
@@ -406,6 +397,8 @@ func normalise(cfg Config, t *Targets) {
 			if total > 0 {
 				w = 1 / float64(total)
 			}
+		case PerAnchorBudget:
+			w = 1 / (float64(cfg.AnchorsPerImage) * float64(t.B))
 		}
 		// the classification sum is also averaged over the images for PerImage
 		cw := w
@@ -424,20 +417,19 @@ func normalise(cfg Config, t *Targets) {
 				wNeg = (1 - p) / float64(t.NumNeg[b])
 			}
 		}
-		for a := 0; a < t.A; a++ {
-			for yx := 0; yx < t.H*t.W; yx++ {
-				li := b*plane + a*t.H*t.W + yx
-				if t.Labels[li] < 0 {
-					continue
-				}
-				t.ClsWeights[li] = cw
-				ow := wNeg
-				if t.Labels[li] == 1 {
-					ow = wPos
-				}
-				for k := 0; k < 4; k++ {
-					t.OutsideWeights[b*4*plane+(4*a+k)*t.H*t.W+yx] = ow
-				}
+		lay := layout{t.A, t.H, t.W}
+		for n := 0; n < lay.anchors(); n++ {
+			li := lay.perAnchor(b, n)
+			if t.Labels[li] < 0 {
+				continue
+			}
+			t.ClsWeights[li] = cw
+			ow := wNeg
+			if t.Labels[li] == 1 {
+				ow = wPos
+			}
+			for k := 0; k < 4; k++ {
+				t.OutsideWeights[lay.perDelta(b, n, k)] = ow
 			}
 		}
 	}

@@ -50,7 +50,7 @@ func TestAssignInvariantsWithSampling(t *testing.T) {
 }
 
 // checkInvariants checks the labelling rules and budgets of tg against a brute-force IoU
-// computation; with full, also that the sample is exactly BatchSize (enough negatives exist).
+// computation; with full, also that the sample is exactly AnchorsPerImage (enough negatives exist).
 func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *Targets, full bool) {
 	t.Helper()
 	A, H, W := an.A, an.H, an.W
@@ -62,7 +62,7 @@ func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *
 				continue
 			}
 			for j, g := range im.Boxes {
-				gtBest[j] = math.Max(gtBest[j], box.IoU(anchor, g, cfg.PlusOne))
+				gtBest[j] = math.Max(gtBest[j], box.IoU(anchor, g, cfg.Coder.PlusOne))
 			}
 			_ = n
 		}
@@ -73,7 +73,7 @@ func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *
 			l := tg.Labels[li]
 			best, isGtBest := 0.0, false
 			for j, g := range im.Boxes {
-				v := box.IoU(anchor, g, cfg.PlusOne)
+				v := box.IoU(anchor, g, cfg.Coder.PlusOne)
 				best = math.Max(best, v)
 				if v == gtBest[j] && v > 0 {
 					isGtBest = true
@@ -117,12 +117,12 @@ func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *
 		if pos != tg.NumPos[b] || neg != tg.NumNeg[b] {
 			t.Fatalf("image %d: counted %d/%d, NumPos/NumNeg %d/%d", b, pos, neg, tg.NumPos[b], tg.NumNeg[b])
 		}
-		maxPos := int(cfg.FgFraction * float64(cfg.BatchSize))
-		if pos > maxPos || pos+neg > cfg.BatchSize {
-			t.Fatalf("image %d: %d positives, %d negatives: over the %d/%d budget", b, pos, neg, maxPos, cfg.BatchSize)
+		maxPos := int(cfg.FgFraction * float64(cfg.AnchorsPerImage))
+		if pos > maxPos || pos+neg > cfg.AnchorsPerImage {
+			t.Fatalf("image %d: %d positives, %d negatives: over the %d/%d budget", b, pos, neg, maxPos, cfg.AnchorsPerImage)
 		}
-		if full && pos+neg != cfg.BatchSize {
-			t.Fatalf("image %d: %d sampled, want %d (enough negatives exist)", b, pos+neg, cfg.BatchSize)
+		if full && pos+neg != cfg.AnchorsPerImage {
+			t.Fatalf("image %d: %d sampled, want %d (enough negatives exist)", b, pos+neg, cfg.AnchorsPerImage)
 		}
 	}
 }
@@ -249,8 +249,8 @@ func TestAssignNoGT(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tg.NumPos[1] != 0 || tg.NumNeg[1] != cfg.BatchSize {
-			t.Fatalf("%v: empty image has %d positives and %d negatives, want 0 and %d", cfg.Objectness, tg.NumPos[1], tg.NumNeg[1], cfg.BatchSize)
+		if tg.NumPos[1] != 0 || tg.NumNeg[1] != cfg.AnchorsPerImage {
+			t.Fatalf("%v: empty image has %d positives and %d negatives, want 0 and %d", cfg.Objectness, tg.NumPos[1], tg.NumNeg[1], cfg.AnchorsPerImage)
 		}
 		checkInvariants(t, cfg, an, images, tg, true)
 	}

@@ -2,6 +2,8 @@ package rpn
 
 import (
 	"math/rand"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/detlab/smoothl1/internal/values"
@@ -89,4 +91,128 @@ func BenchmarkLossFwdBwd8x64x64Torchvision(b *testing.B) { benchLoss(b, Torchvis
 func BenchmarkAssignAndLoss8x64x64(b *testing.B)         { benchLoss(b, DefaultConfig(), true) }
 func BenchmarkAssignAndLoss8x64x64Torchvision(b *testing.B) {
 	benchLoss(b, TorchvisionConfig(), true)
+}
+
+// fpnScene is torchvision's FPN RPN on 8 images of 800x1216: sizes 32-512 on 5 levels (feature
+// maps 200x304, 100x152, 50x76, 25x38, 13x19; strides 4-64), ratios 0.5/1/2, 242,991 anchors per
+// image, random float32 logits N(0, 1) and deltas N(0, 1) (as a fresh head's outputs).
+// The anchors are TorchvisionLevels': the fifth level has strides 61 (800 // 13) by 64 (1216 // 19).
+//
+// RPN_BENCH_DELTA_SCALE (scripts/proposals_compare.py --delta-scale) multiplies the deltas: at
+// N(0, 1) many decoded boxes are large, which makes NMS (torchvision's most of all) dear; 0.1 is
+// closer to a trained head's outputs.
+func fpnScene(b *testing.B) ([]*Anchors, []G.Value, []G.Value, []Image) {
+	rng := rand.New(rand.NewSource(33))
+	deltaScale := 1.0
+	if v := os.Getenv("RPN_BENCH_DELTA_SCALE"); v != "" {
+		var err error
+		if deltaScale, err = strconv.ParseFloat(v, 64); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const B = 8
+	levels := fpnLevels(b)
+	var objectness, deltas []G.Value
+	for _, an := range levels {
+		hw := [2]int{an.H, an.W}
+		s := make([]float64, B*an.A*hw[0]*hw[1])
+		d := make([]float64, 4*len(s))
+		for i := range s {
+			s[i] = rng.NormFloat64()
+		}
+		for i := range d {
+			d[i] = rng.NormFloat64() * deltaScale
+		}
+		objectness = append(objectness, values.Dense(tensor.Float32, tensor.Shape{B, an.A, hw[0], hw[1]}, s))
+		deltas = append(deltas, values.Dense(tensor.Float32, tensor.Shape{B, 4 * an.A, hw[0], hw[1]}, d))
+	}
+	images := make([]Image, B)
+	for i := range images {
+		images[i] = Image{Height: 800, Width: 1216}
+	}
+	return levels, objectness, deltas, images
+}
+
+// fpnLevels is torchvision's FPN anchors for 800x1216: sizes 32-512, ratios 0.5/1/2, five maps.
+func fpnLevels(b *testing.B) []*Anchors {
+	levels, err := TorchvisionLevels(800, 1216, [][2]int{{200, 304}, {100, 152}, {50, 76}, {25, 38}, {13, 19}},
+		[]float64{32, 64, 128, 256, 512}, []float64{0.5, 1, 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return levels
+}
+
+// BenchmarkProposalsFPN8x800x1216: rpn.Proposals with TorchvisionProposals(train) and (eval),
+// the default call; "with-anchors" also builds the five levels' anchors each time (torchvision's
+// AnchorGenerator runs every forward); the floor reads every logit and selects each level's top
+// n, without decoding or NMS. Compare with torchvision's anchors + decode + filter_proposals
+// (scripts/proposals_compare.py runs both in one go).
+func BenchmarkProposalsFPN8x800x1216(b *testing.B) {
+	levels, objectness, deltas, images := fpnScene(b)
+	for _, train := range []bool{true, false} {
+		name := map[bool]string{true: "train", false: "eval"}[train]
+		cfg := TorchvisionProposals(train)
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := Proposals(cfg, levels, objectness, deltas, images); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/with-anchors", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := Proposals(cfg, fpnLevels(b), objectness, deltas, images); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/floor-topn-only", func(b *testing.B) {
+			var keys []float64
+			var index []int32
+			for i := 0; i < b.N; i++ {
+				for l, an := range levels {
+					data := objectness[l].Data().([]float32)
+					n := an.A * an.H * an.W
+					for im := range images {
+						keys, index = keys[:0], index[:0]
+						for k, v := range data[im*n : (im+1)*n] {
+							keys = append(keys, float64(v))
+							index = append(index, int32(k))
+						}
+						selectTop(keys, index, cfg.PreNMSTopN)
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAssignFPN800x1216x500GT: AssignTargetsLevels (TorchvisionConfig) on one 800x1216 image
+// with torchvision's five FPN levels (242,991 anchors) and 500 gt boxes. Every byte it allocates
+// per call is reported (B/op, an upper bound on its peak), beside the anchors x gt float64 matrix
+// it does not hold (maskrcnn-benchmark#18) as the metric matrix-B.
+func BenchmarkAssignFPN800x1216x500GT(b *testing.B) {
+	rng := rand.New(rand.NewSource(34))
+	levels := fpnLevels(b)
+	total := 0
+	for _, an := range levels {
+		total += len(an.Boxes)
+	}
+	im := Image{Height: 800, Width: 1216}
+	for j := 0; j < 500; j++ {
+		w, h := 8+rng.Float64()*300, 8+rng.Float64()*300
+		x, y := rng.Float64()*(1216-w), rng.Float64()*(800-h)
+		im.Boxes = append(im.Boxes, [4]float64{x, y, x + w, y + h})
+	}
+	cfg := TorchvisionConfig()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := AssignTargetsLevels(cfg, levels, []Image{im}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(total*500*8), "matrix-B")
 }

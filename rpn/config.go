@@ -38,6 +38,9 @@ const (
 	// PerBatch is torchvision's: every term divided by S, the number of sampled anchors in the
 	// whole batch.
 	PerBatch
+	// PerAnchorBudget is detectron2's: every term divided by AnchorsPerImage x B, the sampling
+	// budget of the batch, however many anchors were actually sampled.
+	PerAnchorBudget
 )
 
 func (n Normalisation) String() string {
@@ -46,6 +49,8 @@ func (n Normalisation) String() string {
 		return "per-image"
 	case PerBatch:
 		return "per-batch"
+	case PerAnchorBudget:
+		return "per-anchor-budget"
 	}
 	return fmt.Sprintf("Normalisation(%d)", int(n))
 }
@@ -56,20 +61,20 @@ type Config struct {
 	PositiveIoU float64
 	// NegativeIoU: an anchor whose best IoU is < NegativeIoU is negative (0.3).
 	NegativeIoU float64
-	// BatchSize is the number of anchors sampled per image (256).
-	BatchSize int
+	// AnchorsPerImage is the number of anchors sampled per image (256): py-faster-rcnn's
+	// RPN_BATCHSIZE, torchvision's batch_size_per_image.
+	AnchorsPerImage int
 	// FgFraction is the largest fraction of positives in a sample (0.5).
 	FgFraction float64
 	// FilterBorder ignores anchors not inside the image, up to AllowedBorder pixels (py-faster-rcnn:
 	// true, 0; torchvision keeps every anchor).
 	FilterBorder  bool
 	AllowedBorder float64
-	// PlusOne is the pixel convention of IoU and box coding: w = x2 - x1 + 1 (py-faster-rcnn).
-	PlusOne bool
 	// ClobberPositives applies the negative rule last, so an anchor that is a gt's best match
 	// but below NegativeIoU ends negative (py-faster-rcnn's RPN_CLOBBER_POSITIVES).
 	ClobberPositives bool
-	// Coder encodes regression targets.
+	// Coder encodes regression targets. Its PlusOne is the pixel convention of the whole
+	// assignment (IoU and box coding): w = x2 - x1 + 1 (py-faster-rcnn), or x2 - x1.
 	Coder BoxCoder
 	// Sigma is the box loss's sigma (py-faster-rcnn: 3). When 0, Beta is used instead.
 	Sigma float64
@@ -93,8 +98,8 @@ type Config struct {
 // objectness, per-image normalisation.
 func DefaultConfig() Config {
 	return Config{
-		PositiveIoU: 0.7, NegativeIoU: 0.3, BatchSize: 256, FgFraction: 0.5,
-		FilterBorder: true, AllowedBorder: 0, PlusOne: true,
+		PositiveIoU: 0.7, NegativeIoU: 0.3, AnchorsPerImage: 256, FgFraction: 0.5,
+		FilterBorder: true, AllowedBorder: 0,
 		Coder: PyFasterRCNNCoder(), Sigma: 3,
 		Objectness: Softmax2, Normalisation: PerImage, Lambda: 1,
 	}
@@ -104,10 +109,50 @@ func DefaultConfig() Config {
 // coder weights (1, 1, 1, 1), beta 1/9, sigmoid objectness, averaging over the batch's samples.
 func TorchvisionConfig() Config {
 	return Config{
-		PositiveIoU: 0.7, NegativeIoU: 0.3, BatchSize: 256, FgFraction: 0.5,
+		PositiveIoU: 0.7, NegativeIoU: 0.3, AnchorsPerImage: 256, FgFraction: 0.5,
 		Coder: TorchvisionCoder(), Beta: 1.0 / 9,
 		Objectness: Sigmoid, Normalisation: PerBatch, Lambda: 1,
 	}
+}
+
+// Detectron2Config is detectron2's RPN (StandardRPNHead, rpn.py): torchvision's matching and
+// sampling (IoU 0.7/0.3 with low-quality matches, 256 anchors per image, half positive, no border
+// filter, no +1, box coder weights (1, 1, 1, 1) with the ln(1000/16) clamp), sigmoid objectness,
+// an L1 box loss (smooth L1 with beta 0; gradient 0 at a zero residual), and both terms summed
+// and divided by AnchorsPerImage x images (PerAnchorBudget), not by the number sampled.
+func Detectron2Config() Config {
+	return Config{
+		PositiveIoU: 0.7, NegativeIoU: 0.3, AnchorsPerImage: 256, FgFraction: 0.5,
+		Coder: TorchvisionCoder(), Beta: 0,
+		Objectness: Sigmoid, Normalisation: PerAnchorBudget, Lambda: 1,
+	}
+}
+
+// normalisation is what of a Config scales the weights that AssignTargets bakes in and the
+// reduction that Loss chooses: the two calls must agree on it.
+type normalisation struct {
+	kind            Normalisation
+	positiveWeight  float64
+	anchorsPerImage int // used by PerAnchorBudget only
+}
+
+func (c Config) normalisation() normalisation {
+	n := normalisation{kind: c.Normalisation, positiveWeight: c.PositiveWeight}
+	if c.Normalisation == PerAnchorBudget {
+		n.anchorsPerImage = c.AnchorsPerImage
+	}
+	return n
+}
+
+func (n normalisation) String() string {
+	s := fmt.Sprintf("Normalisation %v", n.kind)
+	if n.positiveWeight != 0 {
+		s += fmt.Sprintf(", PositiveWeight %v", n.positiveWeight)
+	}
+	if n.kind == PerAnchorBudget {
+		s += fmt.Sprintf(", AnchorsPerImage %d", n.anchorsPerImage)
+	}
+	return s
 }
 
 // Validate reports the first field out of range.
@@ -120,8 +165,8 @@ func (c Config) Validate() error {
 		return bad("PositiveIoU", c.PositiveIoU, "in [0, 1]")
 	case !(c.NegativeIoU >= 0 && c.NegativeIoU <= c.PositiveIoU):
 		return bad("NegativeIoU", c.NegativeIoU, fmt.Sprintf("in [0, PositiveIoU=%v]", c.PositiveIoU))
-	case c.BatchSize <= 0:
-		return bad("BatchSize", c.BatchSize, "> 0")
+	case c.AnchorsPerImage <= 0:
+		return bad("AnchorsPerImage", c.AnchorsPerImage, "> 0")
 	case !(c.FgFraction >= 0 && c.FgFraction <= 1):
 		return bad("FgFraction", c.FgFraction, "in [0, 1]")
 	case math.IsNaN(c.AllowedBorder) || math.IsInf(c.AllowedBorder, 0):
@@ -134,17 +179,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("rpn: Config.Sigma (%v) and Config.Beta (%v) both set; set one (beta = 1/sigma^2)", c.Sigma, c.Beta)
 	case c.Objectness != Softmax2 && c.Objectness != Sigmoid:
 		return bad("Objectness", c.Objectness, "Softmax2 or Sigmoid")
-	case c.Normalisation != PerImage && c.Normalisation != PerBatch:
-		return bad("Normalisation", c.Normalisation, "PerImage or PerBatch")
+	case c.Normalisation != PerImage && c.Normalisation != PerBatch && c.Normalisation != PerAnchorBudget:
+		return bad("Normalisation", c.Normalisation, "PerImage, PerBatch or PerAnchorBudget")
 	case math.IsNaN(c.Lambda) || math.IsInf(c.Lambda, 0) || c.Lambda < 0:
 		return bad("Lambda", c.Lambda, "finite and >= 0")
 	case !(c.PositiveWeight >= 0 && c.PositiveWeight < 1):
 		return bad("PositiveWeight", c.PositiveWeight, "in (0, 1), or 0 for uniform weights")
 	case c.PositiveWeight != 0 && c.Normalisation != PerImage:
 		return fmt.Errorf("rpn: Config.PositiveWeight (%v) applies to PerImage normalisation only, not %v", c.PositiveWeight, c.Normalisation)
-	}
-	if c.Coder.PlusOne != c.PlusOne {
-		return fmt.Errorf("rpn: Config.PlusOne (%t) and Config.Coder.PlusOne (%t) disagree", c.PlusOne, c.Coder.PlusOne)
 	}
 	return c.Coder.Validate()
 }

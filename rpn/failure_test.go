@@ -63,6 +63,17 @@ func TestFailureTable(t *testing.T) {
 		{"TorchvisionCellAnchors size Inf", func() error {
 			return nilResult("TorchvisionCellAnchors", TorchvisionCellAnchors([]float64{inf}, []float64{1}))
 		}, []string{"returned nil"}},
+		{"GenerateAnchorsChecked base 0", func() error { _, err := GenerateAnchorsChecked(0, []float64{1}, []float64{1}); return err }, []string{"baseSize 0 is 0"}},
+		{"GenerateAnchorsChecked ratio NaN", func() error { _, err := GenerateAnchorsChecked(16, []float64{1, nan}, []float64{1}); return err }, []string{"ratio 1 is NaN"}},
+		{"GenerateAnchorsChecked no scales", func() error { _, err := GenerateAnchorsChecked(16, []float64{1}, nil); return err }, []string{"no scales"}},
+		{"TorchvisionCellAnchorsChecked size -8", func() error { _, err := TorchvisionCellAnchorsChecked([]float64{-8}, []float64{1}); return err }, []string{"size 0 is -8"}},
+		{"TorchvisionCellAnchorsChecked no ratios", func() error { _, err := TorchvisionCellAnchorsChecked([]float64{8}, nil); return err }, []string{"no ratios"}},
+		{"TorchvisionLevels sizes", func() error { _, err := TorchvisionLevels(64, 64, [][2]int{{8, 8}}, nil, []float64{1}); return err }, []string{"1 feature maps and 0 sizes"}},
+		{"TorchvisionLevels map larger than image", func() error {
+			_, err := TorchvisionLevels(64, 64, [][2]int{{8, 8}, {128, 8}}, []float64{16, 32}, []float64{1})
+			return err
+		}, []string{"level 1", "128x8", "64x64"}},
+		{"NewAnchorsStrides strideX Inf", func() error { _, err := NewAnchorsStrides(good, 2, 2, 8, inf); return err }, []string{"NewAnchorsStrides", "stride", "+Inf"}},
 		{"ShiftAnchors no cell", func() error { _, err := ShiftAnchors(nil, 2, 2, 16); return err }, []string{"no cell anchors"}},
 		{"ShiftAnchors empty map", func() error { _, err := ShiftAnchors(good, 0, 5, 16); return err }, []string{"0x5"}},
 		{"ShiftAnchors stride 0", func() error { _, err := ShiftAnchors(good, 2, 2, 0); return err }, []string{"stride", "got 0"}},
@@ -98,7 +109,7 @@ func TestFailureTable(t *testing.T) {
 		}, []string{"gt box 0", "zero width or height"}},
 		{"Config PositiveIoU 2", func() error { return withCfg(func(c *Config) { c.PositiveIoU = 2 }) }, []string{"PositiveIoU", "2"}},
 		{"Config NegativeIoU > PositiveIoU", func() error { return withCfg(func(c *Config) { c.NegativeIoU = 0.8 }) }, []string{"NegativeIoU", "0.8"}},
-		{"Config BatchSize 0", func() error { return withCfg(func(c *Config) { c.BatchSize = 0 }) }, []string{"BatchSize", "0"}},
+		{"Config AnchorsPerImage 0", func() error { return withCfg(func(c *Config) { c.AnchorsPerImage = 0 }) }, []string{"AnchorsPerImage", "0"}},
 		{"Config FgFraction 1.5", func() error { return withCfg(func(c *Config) { c.FgFraction = 1.5 }) }, []string{"FgFraction", "1.5"}},
 		{"Config AllowedBorder NaN", func() error { return withCfg(func(c *Config) { c.AllowedBorder = nan }) }, []string{"AllowedBorder", "NaN"}},
 		{"Config Sigma -3", func() error { return withCfg(func(c *Config) { c.Sigma = -3 }) }, []string{"Sigma", "-3"}},
@@ -111,7 +122,6 @@ func TestFailureTable(t *testing.T) {
 		}, []string{"PositiveWeight (0.5)", "per-batch"}},
 		{"Config Objectness", func() error { return withCfg(func(c *Config) { c.Objectness = 5 }) }, []string{"Objectness(5)"}},
 		{"Config Normalisation", func() error { return withCfg(func(c *Config) { c.Normalisation = 5 }) }, []string{"Normalisation(5)"}},
-		{"Config PlusOne mismatch", func() error { return withCfg(func(c *Config) { c.PlusOne = false }) }, []string{"PlusOne (false)", "Coder.PlusOne (true)"}},
 		{"Config coder weight 0", func() error { return withCfg(func(c *Config) { c.Coder.Weights[2] = 0 }) }, []string{"weight 2", "0"}},
 		{"BoxCoder ClampLog NaN", func() error { c := TorchvisionCoder(); c.ClampLog = nan; return c.Validate() }, []string{"ClampLog", "NaN"}},
 		{"NMS lengths", func() error { _, err := box.NMS(good, []float64{1}, 0.5, 0, true); return err }, []string{"6 boxes", "1 scores"}},
@@ -136,6 +146,36 @@ func TestFailureTable(t *testing.T) {
 			return loss(mk(other, tensor.Float64, 2, 6, 4, 5), mk(other, tensor.Float64, 2, 12, 4, 5), tn, cfg)
 		}, []string{"one graph"}},
 		{"Loss nil target node", func() error { half := *tn; half.InsideWeights = nil; return loss(scores, deltas, &half, cfg) }, []string{"target node is nil"}},
+		{"LossLevels no levels", func() error { _, _, _, err := LossLevels(nil, nil, nil, cfg); return err }, []string{"0 levels of scores"}},
+		{"LossLevels shared targets", func() error {
+			_, _, _, err := LossLevels([]*G.Node{scores, scores}, []*G.Node{deltas, deltas}, []*TargetNodes{tn, tn}, cfg)
+			return err
+		}, []string{"levels 0 and 1 share target nodes"}},
+		{"AssignTargetsLevels no levels", func() error { _, err := AssignTargetsLevels(cfg, nil, img()); return err }, []string{"no levels"}},
+		{"AssignTargetsLevels nil level", func() error { _, err := AssignTargetsLevels(cfg, []*Anchors{an, nil}, img()); return err }, []string{"level 1", "anchors are nil"}},
+		{"Proposals bad config", func() error {
+			pc := TorchvisionProposals(true)
+			pc.MinSize = -1
+			_, err := Proposals(pc, []*Anchors{an}, nil, nil, img())
+			return err
+		}, []string{"MinSize", "-1"}},
+		{"Proposals level counts", func() error {
+			_, err := Proposals(TorchvisionProposals(true), []*Anchors{an}, nil, nil, img())
+			return err
+		}, []string{"1 levels of anchors, 0 of objectness"}},
+		{"Proposals shape", func() error {
+			v := tensor.New(tensor.WithShape(1, 6, 4, 5), tensor.WithBacking(make([]float64, 120)))
+			_, err := Proposals(TorchvisionProposals(true), []*Anchors{an}, []G.Value{v}, []G.Value{v}, img())
+			return err
+		}, []string{"deltas[0] has shape (1, 6, 4, 5)", "want (1, 24, 4, 5)"}},
+		{"Proposals no images", func() error {
+			_, err := Proposals(TorchvisionProposals(true), []*Anchors{an}, []G.Value{nil}, []G.Value{nil}, nil)
+			return err
+		}, []string{"no images"}},
+		{"Proposals value type", func() error {
+			_, err := Proposals(TorchvisionProposals(true), []*Anchors{an}, []G.Value{G.NewF64(1)}, []G.Value{nil}, img())
+			return err
+		}, []string{"objectness[0] is *gorgonia.F64"}},
 		{"Loss bad config", func() error { c := cfg; c.Sigma = -1; return loss(scores, deltas, tn, c) }, []string{"Sigma", "-1"}},
 		{"ObjectnessLoss nil weights", func() error { _, err := ObjectnessLoss(scores, tn.Labels, nil, Softmax2); return err }, []string{"weights is nil"}},
 		{"ObjectnessLoss kind", func() error { _, err := ObjectnessLoss(scores, tn.Labels, tn.ClsWeights, 7); return err }, []string{"Objectness(7)"}},

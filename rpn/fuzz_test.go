@@ -70,7 +70,7 @@ func FuzzAssignInvariants(f *testing.F) {
 			cfg = TorchvisionConfig()
 		}
 		cfg.Seed = seed
-		cfg.BatchSize = 1 + rng.Intn(300)
+		cfg.AnchorsPerImage = 1 + rng.Intn(300)
 		an, err := NewAnchors(GenerateAnchors(8, []float64{0.5, 1, 2}, []float64{1, 2, 4}), h, w, 8)
 		if err != nil {
 			t.Fatal(err)
@@ -86,7 +86,7 @@ func FuzzAssignInvariants(f *testing.F) {
 				box[2] = box[0] - 1 // invalid
 				bad = true
 			}
-			if !cfg.PlusOne && (box[2] == box[0] || box[3] == box[1]) {
+			if !cfg.Coder.PlusOne && (box[2] == box[0] || box[3] == box[1]) {
 				bad = true
 			}
 			im.Boxes = append(im.Boxes, box)

@@ -206,11 +206,8 @@ func (o objectnessOp) index(i int) (fg, bg int) {
 	if o.kind == Sigmoid {
 		return i, -1
 	}
-	A, HW := o.shape[1]/2, o.shape[2]*o.shape[3]
-	b := i / (A * HW)
-	r := i % (A * HW) // a*HW + yx
-	bg = b*2*A*HW + r
-	return bg + A*HW, bg
+	lay := layout{o.shape[1] / 2, o.shape[2], o.shape[3]}
+	return lay.classOf(i, 1, 2), lay.classOf(i, 0, 2)
 }
 
 // ce is max(z, 0) - z*y + log1p(exp(-|z|)).

@@ -263,6 +263,43 @@ func logitAndScore(kind Objectness, in levelInput, b, n int) (logit, score float
 	return fg - bg, ef / (eb + ef)
 }
 
+// levelLogits appends the level's non-NaN logits of image b to keys and their anchor indices
+// n = (y*W + x)*A + a to index, reading the planes directly (no score is computed).
+func levelLogits(kind Objectness, in levelInput, b int, keys []float64, index []int32) ([]float64, []int32) {
+	plane := in.lay.anchors()
+	if kind == Sigmoid {
+		if in.scores.f32 != nil {
+			return appendLogits(in.lay, in.scores.f32[b*plane:(b+1)*plane], nil, keys, index)
+		}
+		return appendLogits(in.lay, in.scores.f64[b*plane:(b+1)*plane], nil, keys, index)
+	}
+	if in.scores.f32 != nil {
+		s := in.scores.f32[2*b*plane : 2*(b+1)*plane]
+		return appendLogits(in.lay, s[plane:], s[:plane], keys, index)
+	}
+	s := in.scores.f64[2*b*plane : 2*(b+1)*plane]
+	return appendLogits(in.lay, s[plane:], s[:plane], keys, index)
+}
+
+// appendLogits reads one image's (A, H, W) planes: the logit fg (Sigmoid, bg nil) or fg - bg.
+func appendLogits[T float](lay layout, fg, bg []T, keys []float64, index []int32) ([]float64, []int32) {
+	hw := lay.H * lay.W
+	for a := 0; a < lay.A; a++ {
+		for yx := 0; yx < hw; yx++ {
+			z := float64(fg[a*hw+yx])
+			if bg != nil {
+				z -= float64(bg[a*hw+yx])
+			}
+			if z != z { // NaN
+				continue
+			}
+			keys = append(keys, z)
+			index = append(index, int32(yx*lay.A+a))
+		}
+	}
+	return keys, index
+}
+
 // decode returns anchor n's decoded box, clipped to the image.
 func decode(cfg ProposalConfig, in levelInput, b, n int, im Image) [4]float64 {
 	var d [4]float64
@@ -278,16 +315,10 @@ func proposeImage(cfg ProposalConfig, in []levelInput, b int, im Image, s *propo
 	if cfg.PerLevel {
 		for l, lv := range in {
 			// the PreNMSTopN highest logits of the level (ties: lower anchor first), in anchor order
-			n := lv.lay.anchors()
-			s.keys, s.index = s.keys[:0], s.index[:0]
-			for i := 0; i < n; i++ {
-				z, _ := logitAndScore(cfg.Objectness, lv, b, i)
-				if math.IsNaN(z) {
-					continue
-				}
-				s.keys = append(s.keys, z)
-				s.index = append(s.index, int32(i))
+			if n := lv.lay.anchors(); cap(s.keys) < n {
+				s.keys, s.index = make([]float64, 0, n), make([]int32, 0, n)
 			}
+			s.keys, s.index = levelLogits(cfg.Objectness, lv, b, s.keys[:0], s.index[:0])
 			top := selectTop(s.keys, s.index, cfg.PreNMSTopN)
 			slices.Sort(top)
 			for _, i := range top {

@@ -38,17 +38,22 @@ type proposalCase struct {
 	Scores       [][]float64
 }
 
-func loadProposalCases(t testing.TB) []proposalCase {
+// loadCases reads the "cases" of a testdata JSON file.
+func loadCases[T any](t testing.TB, file string) []T {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "proposals_golden.json"))
+	raw, err := os.ReadFile(filepath.Join("testdata", file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f struct{ Cases []proposalCase }
+	var f struct{ Cases []T }
 	if err := json.Unmarshal(raw, &f); err != nil {
 		t.Fatal(err)
 	}
 	return f.Cases
+}
+
+func loadProposalCases(t testing.TB) []proposalCase {
+	return loadCases[proposalCase](t, "proposals_golden.json")
 }
 
 // setup builds the case's anchors (compared with the fixture's, exactly), config, values of

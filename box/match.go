@@ -1,0 +1,133 @@
+package box
+
+// Run is the reference boxes First, First+Step, ..., First+(Count-1)*Step.
+type Run struct{ First, Count, Step int }
+
+// Matcher labels reference boxes (anchors, proposals) against ground-truth boxes, as
+// torchvision's Matcher (with allow_low_quality_matches) and py-faster-rcnn's
+// anchor_target_layer / proposal_target_layer:
+//
+//  1. label 0 where a box's best IoU < Low;
+//  2. with AllowLowQuality, label 1 for each gt's best boxes (ties included), skipping a gt whose
+//     best IoU is 0 (py-faster-rcnn would make every zero-overlap box positive,
+//     rbgirshick/py-faster-rcnn#940);
+//  3. label 1 where the best IoU >= High;
+//  4. with ClobberPositives the negative rule is applied last instead (py-faster-rcnn's
+//     RPN_CLOBBER_POSITIVES);
+//  5. boxes not kept, and boxes between the thresholds, are -1; with no gt every kept box is 0.
+//
+// A box's match is its best gt, the first on ties (numpy's argmax); 0 when it overlaps none.
+type Matcher struct {
+	High, Low                         float64
+	AllowLowQuality, ClobberPositives bool
+	// PlusOne is the pixel convention of the IoUs.
+	PlusOne bool
+}
+
+// Matches is Match's result, one entry per reference box; reused across calls.
+type Matches struct {
+	Labels  []int8    // 1, 0 or -1
+	Matched []int32   // the best gt's index
+	MaxIoU  []float64 // the best IoU
+	gtMax   []float64
+	runs    []Run
+}
+
+func (m *Matches) reset(n, gts int) {
+	if cap(m.Labels) < n {
+		m.Labels, m.Matched, m.MaxIoU = make([]int8, n), make([]int32, n), make([]float64, n)
+	}
+	m.Labels, m.Matched, m.MaxIoU = m.Labels[:n], m.Matched[:n], m.MaxIoU[:n]
+	for i := range m.Labels {
+		m.Labels[i], m.Matched[i], m.MaxIoU[i] = -1, 0, 0
+	}
+	m.gtMax = append(m.gtMax[:0], make([]float64, gts)...)
+}
+
+// Match labels boxes against gts into out. areas are the boxes' areas (Area; nil: computed);
+// kept marks the boxes to label (nil: all; the others stay -1). candidates, when not nil,
+// appends to runs the boxes that can overlap a gt (a superset of those with a positive
+// intersection: rpn's anchor grid visits only nearby cells); nil visits every box. No boxes x
+// gts matrix is held: IoUs are computed twice, once for the maxima and once for each gt's ties,
+// bit for bit the same. The inputs are not validated (callers check gt boxes with Check).
+func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][4]float64, candidates func(g [4]float64, runs []Run) []Run, out *Matches) {
+	n := len(boxes)
+	out.reset(n, len(gts))
+	isKept := func(i int) bool { return kept == nil || kept[i] }
+	if len(gts) == 0 {
+		for i := 0; i < n; i++ {
+			if isKept(i) {
+				out.Labels[i] = 0
+			}
+		}
+		return
+	}
+	if areas == nil {
+		areas = make([]float64, n)
+		for i, b := range boxes {
+			areas[i] = Area(b, m.PlusOne)
+		}
+	}
+	o := one(m.PlusOne)
+	visit := func(g [4]float64) []Run {
+		out.runs = out.runs[:0]
+		if candidates == nil {
+			return append(out.runs, Run{0, n, 1})
+		}
+		out.runs = candidates(g, out.runs)
+		return out.runs
+	}
+	// pass 1, gt by gt: each kept box's best IoU and gt (only a strictly larger IoU replaces, so
+	// the first gt wins ties) and each gt's best IoU over the kept boxes
+	for j, g := range gts {
+		areaG := area(g, o)
+		for _, r := range visit(g) {
+			for k, i := 0, r.First; k < r.Count; k, i = k+1, i+r.Step {
+				if !isKept(i) {
+					continue
+				}
+				v := iou(boxes[i], g, areas[i], areaG, o)
+				if v > out.MaxIoU[i] {
+					out.MaxIoU[i], out.Matched[i] = v, int32(j)
+				}
+				if v > out.gtMax[j] {
+					out.gtMax[j] = v
+				}
+			}
+		}
+	}
+	negatives := func() {
+		for i := 0; i < n; i++ {
+			if isKept(i) && out.MaxIoU[i] < m.Low {
+				out.Labels[i] = 0
+			}
+		}
+	}
+	if !m.ClobberPositives {
+		negatives()
+	}
+	if m.AllowLowQuality {
+		// pass 2: each gt's best boxes, ties included; a gt whose best IoU is 0 has none
+		for j, g := range gts {
+			if out.gtMax[j] <= 0 {
+				continue
+			}
+			areaG := area(g, o)
+			for _, r := range visit(g) {
+				for k, i := 0, r.First; k < r.Count; k, i = k+1, i+r.Step {
+					if isKept(i) && iou(boxes[i], g, areas[i], areaG, o) == out.gtMax[j] {
+						out.Labels[i] = 1
+					}
+				}
+			}
+		}
+	}
+	for i := 0; i < n; i++ {
+		if isKept(i) && out.MaxIoU[i] >= m.High {
+			out.Labels[i] = 1
+		}
+	}
+	if m.ClobberPositives {
+		negatives()
+	}
+}
