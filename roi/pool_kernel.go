@@ -53,26 +53,27 @@ func poolSpansOf[T float](s *poolScratch, r []T, o poolOp) error {
 	return poolSpans(s.cols, r[1], r[3], scale, o.geo.width)
 }
 
-// argmax is the index into plane of the bin's maximum with torchvision's scan: rows, then
+// binArgmax is the index into plane of the bin's maximum with torchvision's scan: rows, then
 // columns, a strict > so the first maximum wins, starting from -FLT_MAX (float32's largest
 // magnitude, for float64 too); NaN is never > anything, so it is passed over. It returns -1 and
 // the start value when nothing exceeds it: an empty bin (value 0) or a bin of values <= -FLT_MAX
-// or NaN (value -FLT_MAX). With wantIndex false the index is found only where the value needs
-// it: a zero maximum takes the sign of the first zero.
+// or NaN (value -FLT_MAX).
 //
-// It gives the one-pass scan's result (argmaxScan) in two passes without a data-dependent
-// branch per pixel, which a running maximum mispredicts: the largest value (Go's max), then the
-// first pixel equal to it (-0 == +0, as the scan's > has them equal). A NaN maximum (Go's max
-// propagates NaN) falls back to the scan.
-func argmax[T float](plane []T, width int, rows, cols span, wantIndex bool) (int, T) {
+// cm holds the column maxima of the bin's rows (see columnMax); with it the result is the
+// one-pass scan's (argmaxScan) without a data-dependent branch per pixel, which a running
+// maximum mispredicts. The first maximum in row-major order is, among the bin's columns whose
+// maximum is the bin's, the one whose first maximal row comes first (then the leftmost). A NaN
+// maximum (Go's max propagates NaN) falls back to the scan. With wantIndex false the index is
+// found only where the value needs it (a zero maximum takes the sign of the first zero), and cm
+// need not hold the rows.
+func binArgmax[T float](plane []T, width int, rows, cols span, cm *colMaxima[T], wantIndex bool) (int, T) {
 	if rows.end <= rows.start || cols.end <= cols.start {
 		return -1, 0
 	}
+	maxima := cm.value[cols.start-cm.start : cols.end-cm.start]
 	best := T(-math.MaxFloat32)
-	for h := rows.start; h < rows.end; h++ {
-		for _, v := range plane[h*width+cols.start : h*width+cols.end] {
-			best = max(best, v)
-		}
+	for _, v := range maxima {
+		best = max(best, v)
 	}
 	switch {
 	case best != best:
@@ -81,16 +82,63 @@ func argmax[T float](plane []T, width int, rows, cols span, wantIndex bool) (int
 		return -1, best // nothing is > -FLT_MAX
 	case !wantIndex && best != 0:
 		return 0, best
-	}
-	for h := rows.start; h < rows.end; h++ {
-		row := plane[h*width+cols.start : h*width+cols.end]
-		for w, v := range row {
-			if v == best {
-				return h*width + cols.start + w, v
+	case !wantIndex: // a zero maximum: the first zero's sign, without cm.row
+		for h := rows.start; h < rows.end; h++ {
+			for w, v := range plane[h*width+cols.start : h*width+cols.end] {
+				if v == 0 {
+					return h*width + cols.start + w, v
+				}
 			}
 		}
 	}
-	return argmaxScan(plane, width, rows, cols) // not reached: best is one of the values
+	at := -1
+	for w, v := range maxima {
+		if v == best {
+			h := int(cm.row[cols.start-cm.start+w])
+			if i := h*width + cols.start + w; at < 0 || h < at/width {
+				at = i
+			}
+		}
+	}
+	return at, plane[at]
+}
+
+// colMaxima are, for the columns [start, start+len(value)) of a band of rows, the maxima over
+// the rows (Go's max: NaN-propagating) and the first row where each is reached (-0 and +0
+// equal, as torchvision's > has them).
+type colMaxima[T float] struct {
+	start int
+	value []T
+	row   []int32
+}
+
+// columnMax fills cm for plane's columns [start, end) over rows: one pass over the rows, each a
+// run of independent maxima. With withRows false, cm.row is left alone.
+func columnMax[T float](cm *colMaxima[T], plane []T, width int, rows span, start, end int, withRows bool) {
+	cm.start = start
+	value, row := cm.value[:end-start], cm.row[:end-start]
+	copy(value, plane[rows.start*width+start:rows.start*width+end])
+	if !withRows {
+		for h := rows.start + 1; h < rows.end; h++ {
+			for w, v := range plane[h*width+start : h*width+end] {
+				value[w] = max(value[w], v)
+			}
+		}
+		return
+	}
+	for w := range row {
+		row[w] = int32(rows.start)
+	}
+	for h := rows.start + 1; h < rows.end; h++ {
+		for w, v := range plane[h*width+start : h*width+end] {
+			m := value[w]
+			r := row[w]
+			if v > m { // an integer select, not a loop-carried one: compiled without a branch
+				r = int32(h)
+			}
+			value[w], row[w] = max(m, v), r
+		}
+	}
 }
 
 // argmaxScan is torchvision's scan as written: one pass, strict >.
@@ -127,6 +175,7 @@ const (
 func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, c0, c1 int) error {
 	g := o.geo
 	s := newPoolScratch(o)
+	cm := &colMaxima[T]{value: make([]T, g.width), row: make([]int32, g.width)}
 	planeSize := g.height * g.width
 	bins := g.binCount()
 	for k := 0; k < g.rois; k++ {
@@ -135,14 +184,19 @@ func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, c0,
 			return fmt.Errorf("roi: %v: roi %d %v: %w", o, k, r, err)
 		}
 		n := int(r[0])
+		// the roi's columns: the bins' spans are ordered, so the first starts and the last ends them
+		colStart, colEnd := s.cols[0].start, s.cols[len(s.cols)-1].end
 		for c := c0; c < c1; c++ {
 			p := n*g.channels + c
 			plane := features[p*planeSize : (p+1)*planeSize]
 			block := (k*g.channels + c) * bins
 			for ph, rows := range s.rows {
+				if rows.end > rows.start && colEnd > colStart {
+					columnMax(cm, plane, g.width, rows, colStart, colEnd, mode != poolMax)
+				}
 				for pw, cols := range s.cols {
 					i := block + ph*g.outW + pw
-					at, best := argmax(plane, g.width, rows, cols, mode != poolMax)
+					at, best := binArgmax(plane, g.width, rows, cols, cm, mode != poolMax)
 					switch {
 					case mode == poolMax:
 						out[i] = best
