@@ -196,6 +196,17 @@ func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, c0,
 				}
 				for pw, cols := range s.cols {
 					i := block + ph*g.outW + pw
+					if mode == poolMax && rows.end > rows.start && cols.end > cols.start {
+						// the common case of binArgmax, inline: a number other than 0
+						best := T(-math.MaxFloat32)
+						for _, v := range cm.value[cols.start-cm.start : cols.end-cm.start] {
+							best = max(best, v)
+						}
+						if best == best && best != 0 {
+							out[i] = best
+							continue
+						}
+					}
 					at, best := binArgmax(plane, g.width, rows, cols, cm, mode != poolMax)
 					switch {
 					case mode == poolMax:
