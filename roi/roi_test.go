@@ -266,11 +266,14 @@ func TestHashDistinguishesParameters(t *testing.T) {
 // TestDeterministicAcrossWorkers: the backward passes give the same bits with 1 and with 4
 // workers (a plane's additions come in roi order whatever the partition).
 func TestDeterministicAcrossWorkers(t *testing.T) {
-	features, rois, ones := benchInputs()
-	_ = ones
-	// a smaller slice of the workload: 64 channels, 200 rois
-	f := dense(tensor.Float32, []int{2, 64, 50, 76}, values.Float64s(features)[:2*64*50*76])
-	r := dense(tensor.Float32, []int{200, 5}, append(values.Float64s(rois)[:100*5], values.Float64s(rois)[512*5:612*5]...))
+	// a slice of the benchmark's workload: 64 channels, 100 rois per image
+	feat := make([]float64, 2*64*50*76)
+	for i := range feat {
+		feat[i] = math.Sin(float64(i) * 0.7)
+	}
+	f := dense(tensor.Float32, []int{2, 64, 50, 76}, feat)
+	all := benchRoIs()
+	r := dense(tensor.Float32, []int{200, 5}, append(all[:100*5:100*5], all[512*5:612*5]...))
 	geo := geometry{batch: 2, channels: 64, height: 50, width: 76, rois: 200, outH: 7, outW: 7, scale: 1.0 / 16}
 	up := make([]float64, 200*64*49)
 	for i := range up {
