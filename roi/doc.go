@@ -31,8 +31,12 @@
 //	out[k, c, ph, pw] = Σ_iy Σ_ix value(y(ph, iy), x(pw, ix)) / max(grid_h*grid_w, 1)
 //
 // A sample is inside exactly when both its coordinates are, and the weights are products
-// w_y * w_x, so the kernel builds each roi's valid samples per axis once and shares them over
-// channels. A negative length (aligned rois with x2 < x1) gives a negative bin: with a fixed
+// w_y * w_x, so the kernel builds each roi's valid samples per axis once, shared by the
+// channels, and adds up per bin the weights each axis' samples give each pixel row (Wy) and
+// column (Wx): a bin is Σ_y Wy(y) Σ_x Wx(x) v(y, x) / count, the inner sums shared by the bin
+// rows that read a row. The pixels and weights are torchvision's; the products and sums are
+// grouped differently, so the last bits differ (1e-12 in float64), and a ±Inf pixel whose
+// samples weigh it both 0 and more than 0 gives ±Inf where torchvision's 0 * Inf gives NaN. A negative length (aligned rois with x2 < x1) gives a negative bin: with a fixed
 // sampling ratio the samples run backwards, as in torchvision; adaptive grids of ceil(negative)
 // <= 0 samples give 0. (torchvision 0.14 fails when exactly one axis' adaptive grid is negative,
 // "cannot create std::vector larger than max_size()"; this package gives 0 there too.)
