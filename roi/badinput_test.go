@@ -157,7 +157,7 @@ func TestBadRoIValues(t *testing.T) {
 				// the backward ops see the same rois (in a graph the forward op fails first)
 				up := dense(dt, []int{2, 1, 2, 2}, make([]float64, 8))
 				if c.pool {
-					_, err = poolGradOp{fwd: out.Op().(poolOp)}.Do(features, rois, up)
+					_, err = poolGradOp{fwd: out.Op().(poolOp)}.Do(features, rois, up, up)
 				} else {
 					_, err = alignDiffOp{out.Op().(alignOp)}.Do(rois, up)
 				}
@@ -220,13 +220,13 @@ func TestDoRejectsBadValues(t *testing.T) {
 			if _, ok := op.(alignDiffOp); ok {
 				return []G.Value{rois, dense(tensor.Float32, []int{2, 1, 2, 2}, make([]float64, 8))}
 			}
-			return append([]G.Value{features32, rois}, up)[:op.Arity()]
+			return append([]G.Value{features32, rois}, up, up)[:op.Arity()]
 		}},
 		{"int rois", func(op G.Op) []G.Value {
 			if _, ok := op.(alignDiffOp); ok {
 				return []G.Value{ints, up}
 			}
-			return append([]G.Value{features, ints}, up)[:op.Arity()]
+			return append([]G.Value{features, ints}, up, up)[:op.Arity()]
 		}},
 	}
 	for _, op := range ops {

@@ -74,7 +74,7 @@ func benchStep(b *testing.B, build func(f, r *G.Node) (*G.Node, error)) {
 		b.Fatal(err)
 	}
 	up := node(g, "upstream", ones)
-	grad, err := G.ApplyOp(gradOpOf(b, out.Op()), gradInputs(out.Op(), f, r, up)...)
+	grad, err := G.ApplyOp(gradOpOf(b, out.Op()), gradInputs(out.Op(), f, r, out, up)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -120,11 +120,11 @@ func gradOpOf(b *testing.B, op G.Op) G.Op {
 	return nil
 }
 
-func gradInputs(op G.Op, f, r, up *G.Node) []*G.Node {
+func gradInputs(op G.Op, f, r, out, up *G.Node) []*G.Node {
 	if _, ok := op.(alignOp); ok {
 		return []*G.Node{r, up}
 	}
-	return []*G.Node{f, r, up}
+	return []*G.Node{f, r, out, up}
 }
 
 // benchFloor is what any implementation must at least do per step: allocate and clear the

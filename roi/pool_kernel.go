@@ -53,90 +53,19 @@ func poolSpansOf[T float](s *poolScratch, r []T, o poolOp) error {
 	return poolSpans(s.cols, r[1], r[3], scale, o.geo.width)
 }
 
-// binArgmax is the index into plane of the bin's maximum with torchvision's scan: rows, then
-// columns, a strict > so the first maximum wins, starting from -FLT_MAX (float32's largest
-// magnitude, for float64 too); NaN is never > anything, so it is passed over. It returns -1 and
-// the start value when nothing exceeds it: an empty bin (value 0) or a bin of values <= -FLT_MAX
-// or NaN (value -FLT_MAX).
-//
-// cm holds the column maxima of the bin's rows (see columnMax); with it the result is the
-// one-pass scan's (argmaxScan) without a data-dependent branch per pixel, which a running
-// maximum mispredicts. The first maximum in row-major order is, among the bin's columns whose
-// maximum is the bin's, the one whose first maximal row comes first (then the leftmost). A NaN
-// maximum (Go's max propagates NaN) falls back to the scan. With wantIndex false the index is
-// found only where the value needs it (a zero maximum takes the sign of the first zero), and cm
-// need not hold the rows.
-func binArgmax[T float](plane []T, width int, rows, cols span, cm *colMaxima[T], wantIndex bool) (int, T) {
-	if rows.end <= rows.start || cols.end <= cols.start {
-		return -1, 0
-	}
-	maxima := cm.value[cols.start-cm.start : cols.end-cm.start]
-	best := T(-math.MaxFloat32)
-	for _, v := range maxima {
-		best = max(best, v)
-	}
-	switch {
-	case best != best:
-		return argmaxScan(plane, width, rows, cols)
-	case best == -math.MaxFloat32:
-		return -1, best // nothing is > -FLT_MAX
-	case !wantIndex && best != 0:
-		return 0, best
-	case !wantIndex: // a zero maximum: the first zero's sign, without cm.row
-		for h := rows.start; h < rows.end; h++ {
-			for w, v := range plane[h*width+cols.start : h*width+cols.end] {
-				if v == 0 {
-					return h*width + cols.start + w, v
-				}
-			}
-		}
-	}
-	at := -1
-	for w, v := range maxima {
-		if v == best {
-			h := int(cm.row[cols.start-cm.start+w])
-			if i := h*width + cols.start + w; at < 0 || h < at/width {
-				at = i
-			}
-		}
-	}
-	return at, plane[at]
-}
-
-// colMaxima are, for the columns [start, start+len(value)) of a band of rows, the maxima over
-// the rows (Go's max: NaN-propagating) and the first row where each is reached (-0 and +0
-// equal, as torchvision's > has them).
-type colMaxima[T float] struct {
-	start int
-	value []T
-	row   []int32
-}
-
-// columnMax fills cm for plane's columns [start, end) over rows: one pass over the rows, each a
-// run of independent maxima. With withRows false, cm.row is left alone.
-func columnMax[T float](cm *colMaxima[T], plane []T, width int, rows span, start, end int, withRows bool) {
-	cm.start = start
-	value, row := cm.value[:end-start], cm.row[:end-start]
-	copy(value, plane[rows.start*width+start:rows.start*width+end])
-	if !withRows {
-		for h := rows.start + 1; h < rows.end; h++ {
-			for w, v := range plane[h*width+start : h*width+end] {
-				value[w] = max(value[w], v)
-			}
-		}
-		return
-	}
-	for w := range row {
-		row[w] = int32(rows.start)
-	}
+// columnMax sets colMax[w - start] to the maximum of plane's column w over rows (Go's max), for
+// w in [start, end): one pass over the rows, each a run of independent maxima. A bin's value
+// (torchvision's scan: rows, then columns, from -FLT_MAX, keeping a pixel when it is > the value
+// so far; 0 for an empty bin) is then the largest of its columns' maxima, found without a
+// data-dependent branch per pixel, which a running maximum mispredicts; where that is NaN (Go's
+// max propagates NaN, the scan passes over it) or 0 (the first zero's sign is the scan's), the
+// scan decides.
+func columnMax[T float](colMax, plane []T, width int, rows span, start, end int) {
+	colMax = colMax[:end-start]
+	copy(colMax, plane[rows.start*width+start:rows.start*width+end])
 	for h := rows.start + 1; h < rows.end; h++ {
 		for w, v := range plane[h*width+start : h*width+end] {
-			m := value[w]
-			r := row[w]
-			if v > m { // an integer select, not a loop-carried one: compiled without a branch
-				r = int32(h)
-			}
-			value[w], row[w] = max(m, v), r
+			colMax[w] = max(colMax[w], v)
 		}
 	}
 }
@@ -165,17 +94,19 @@ const (
 )
 
 // poolPass runs over every (roi, channel in [c0, c1), bin) of the features: with poolMax it
-// writes the maxima into out (in unused); with poolScatter it adds every upstream element in
-// (the output's shape) at its bin's argmax in out (the features' shape), skipping argmax -1:
+// writes the maxima into out; with poolScatter it adds every upstream element in (the output's
+// shape) at its bin's argmax in out (the features' shape), skipping bins without one:
 //
 //	grad[n_k, c, argmax(k, c, ph, pw)] += up[k, c, ph, pw]
 //
 // in roi order, then bin order, whatever the number of workers; with poolGather it reads in
 // (the features' shape) at every argmax into out (the output's shape), the scatter's transpose.
-func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, c0, c1 int) error {
+// The two take the argmax as the first pixel equal to the bin's output (maxima, Pool's output;
+// see locate).
+func poolPass[T float](o poolOp, mode poolMode, features, rois, maxima, in, out []T, c0, c1 int) error {
 	g := o.geo
 	s := newPoolScratch(o)
-	cm := &colMaxima[T]{value: make([]T, g.width), row: make([]int32, g.width)}
+	colMax := make([]T, g.width)
 	planeSize := g.height * g.width
 	bins := g.binCount()
 	for k := 0; k < g.rois; k++ {
@@ -190,36 +121,89 @@ func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, c0,
 			p := n*g.channels + c
 			plane := features[p*planeSize : (p+1)*planeSize]
 			block := (k*g.channels + c) * bins
+			if mode != poolMax {
+				for ph, rows := range s.rows {
+					for pw, cols := range s.cols {
+						i := block + ph*g.outW + pw
+						at := locate(plane, g.width, rows, cols, maxima[i])
+						switch {
+						case at < 0:
+						case mode == poolScatter:
+							out[p*planeSize+at] += in[i]
+						default:
+							out[i] = in[p*planeSize+at]
+						}
+					}
+				}
+				continue
+			}
 			for ph, rows := range s.rows {
 				if rows.end > rows.start && colEnd > colStart {
-					columnMax(cm, plane, g.width, rows, colStart, colEnd, mode != poolMax)
+					columnMax(colMax, plane, g.width, rows, colStart, colEnd)
 				}
 				for pw, cols := range s.cols {
-					i := block + ph*g.outW + pw
-					if mode == poolMax && rows.end > rows.start && cols.end > cols.start {
-						// the common case of binArgmax, inline: a number other than 0
-						best := T(-math.MaxFloat32)
-						for _, v := range cm.value[cols.start-cm.start : cols.end-cm.start] {
+					var best T // 0 for an empty bin
+					if rows.end > rows.start && cols.end > cols.start {
+						best = -math.MaxFloat32
+						for _, v := range colMax[cols.start-colStart : cols.end-colStart] {
 							best = max(best, v)
 						}
-						if best == best && best != 0 {
-							out[i] = best
-							continue
+						if best != best || best == 0 {
+							_, best = argmaxScan(plane, g.width, rows, cols)
 						}
 					}
-					at, best := binArgmax(plane, g.width, rows, cols, cm, mode != poolMax)
-					switch {
-					case mode == poolMax:
-						out[i] = best
-					case at < 0:
-					case mode == poolScatter:
-						out[p*planeSize+at] += in[i]
-					default:
-						out[i] = in[p*planeSize+at]
-					}
+					out[block+ph*g.outW+pw] = best
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// locate is the bin's argmax given its maximum m (Pool's output for the bin): the first pixel
+// in torchvision's scan order equal to m (-0 == +0), -1 for an empty bin or m = -FLT_MAX (no
+// pixel exceeded torchvision's start). If no pixel equals m (m was not computed from these
+// features), the argmax is recomputed from the pixels.
+//
+// The bin is scanned whole, last pixel first, keeping every match, so that the first match is
+// what remains, without a data-dependent branch (an early exit at a random pixel mispredicts
+// once a bin): for m other than 0 (and NaN, which no pixel equals), v == m is the equality of
+// the bits, an integer comparison the compiler turns into a flag.
+func locate[T float](plane []T, width int, rows, cols span, m T) int {
+	if rows.end <= rows.start || cols.end <= cols.start || m == -math.MaxFloat32 {
+		return -1
+	}
+	at := -1
+	if m != 0 {
+		bits := math.Float64bits(float64(m))
+		for h := rows.end - 1; h >= rows.start; h-- {
+			base := h*width + cols.start
+			row := plane[base : h*width+cols.end]
+			for w := len(row) - 1; w >= 0; w-- {
+				var match int
+				if math.Float64bits(float64(row[w])) == bits {
+					match = -1
+				}
+				at += (base + w - at) & match
+			}
+		}
+	} else {
+		at = firstZero(plane, width, rows, cols)
+	}
+	if at < 0 {
+		at, _ = argmaxScan(plane, width, rows, cols)
+	}
+	return at
+}
+
+// firstZero is the first pixel of the bin equal to 0 (either sign), -1 if none.
+func firstZero[T float](plane []T, width int, rows, cols span) int {
+	for h := rows.start; h < rows.end; h++ {
+		for w, v := range plane[h*width+cols.start : h*width+cols.end] {
+			if v == 0 {
+				return h*width + cols.start + w
+			}
+		}
+	}
+	return -1
 }
