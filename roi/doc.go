@@ -65,12 +65,15 @@
 // row-major order wins ties (-0 and +0 are equal), NaN is passed over, an empty bin is 0 with
 // no argmax, and a bin with nothing above -FLT_MAX is -FLT_MAX with no argmax.
 //
-// Gradient: each bin's upstream is added at its argmax (none without one). The argmax is
-// recomputed in the backward pass from the features (the diff op takes features, rois and the
-// upstream): nothing is saved between passes, so nothing can be stale, and the ops stay values
-// safe to share between graphs and goroutines. The scatter's derivative with respect to its
-// upstream is the gather v ↦ v[argmax] and the gather's is the scatter, so second order works
-// as for Align (0 with respect to the features, where the argmax is locally constant).
+// Gradient: each bin's upstream is added at its argmax (none without one). Nothing is saved
+// between the passes, so nothing can be stale, and the ops stay values safe to share between
+// graphs and goroutines: the diff op takes the features, the rois, Pool's output and the
+// upstream as inputs (as gorgonia's softmax diff op takes its forward output), and finds each
+// argmax again as the first pixel of the bin, in the scan's order, equal to the bin's output;
+// should none be equal (an output not computed from these features), it recomputes the argmax
+// from the features. The scatter's derivative with respect to its upstream is the gather
+// v ↦ v[argmax] and the gather's is the scatter, so second order works as for Align (0 with
+// respect to the features, where the argmax is locally constant).
 //
 // # Execution
 //
