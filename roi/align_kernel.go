@@ -3,6 +3,7 @@ package roi
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // maxAdaptiveGrid bounds the adaptive sampling grid per axis (about a million feature pixels per
@@ -173,21 +174,52 @@ func alignGrids[T float](ys, xs *axisGrid[T], r []T, o alignOp, p *alignParams[T
 	return xs.build(r[1], r[3], o.geo.width, o.geo.outW, p)
 }
 
+// alignWorker is one worker's scratch: both axes' grids, and the row sums of alignPlane and
+// alignScatter. Workers are kept in a pool between passes, so that a step allocates only its
+// result.
+type alignWorker[T float] struct {
+	ys, xs      axisGrid[T]
+	rows, share []T
+}
+
+var alignWorkers [2]sync.Pool // by dtype: float32, float64
+
+func getAlignWorker[T float]() *alignWorker[T] {
+	if w, ok := alignWorkers[dtypeIndex[T]()].Get().(*alignWorker[T]); ok {
+		return w
+	}
+	return new(alignWorker[T])
+}
+
+func (w *alignWorker[T]) release() { alignWorkers[dtypeIndex[T]()].Put(w) }
+
+// scratch returns rows of len(ys.lines)*outW and share of outW.
+func (w *alignWorker[T]) scratch(outW int) (rows, share []T) {
+	if need := len(w.ys.lines) * outW; cap(w.rows) < need {
+		w.rows = make([]T, need)
+	}
+	if cap(w.share) < outW {
+		w.share = make([]T, outW)
+	}
+	return w.rows[:len(w.ys.lines)*outW], w.share[:outW]
+}
+
 // alignPass builds each roi's grids and calls visit for every channel in [c0, c1) with the
 // (image, channel) plane index n*C + c and the output block index k*C + c.
-func alignPass[T float](o alignOp, rois []T, c0, c1 int, visit func(plane, block int, ys, xs *axisGrid[T], cnt T)) error {
+func alignPass[T float](o alignOp, rois []T, c0, c1 int, visit func(w *alignWorker[T], plane, block int, cnt T)) error {
 	g := o.geo
 	p := newAlignParams[T](o)
-	var ys, xs axisGrid[T]
+	w := getAlignWorker[T]()
+	defer w.release()
 	for k := 0; k < g.rois; k++ {
 		r := rois[5*k : 5*k+5]
-		if err := alignGrids(&ys, &xs, r, o, &p); err != nil {
+		if err := alignGrids(&w.ys, &w.xs, r, o, &p); err != nil {
 			return fmt.Errorf("roi: %v: roi %d %v: %w", o, k, r, err)
 		}
 		n := int(r[0])
-		cnt := count(&ys, &xs)
+		cnt := count(&w.ys, &w.xs)
 		for c := c0; c < c1; c++ {
-			visit(n*g.channels+c, k*g.channels+c, &ys, &xs, cnt)
+			visit(w, n*g.channels+c, k*g.channels+c, cnt)
 		}
 	}
 	return nil
@@ -198,12 +230,9 @@ func alignPass[T float](o alignOp, rois []T, c0, c1 int, visit func(plane, block
 //	out[k, c, ph, pw] = (1/count) Σ_{y in ys(ph)} Σ_{x in xs(pw)} bilinear(features[n_k, c], y, x)
 func alignForward[T float](o alignOp, features, rois, out []T, c0, c1 int) error {
 	plane, bins := o.geo.height*o.geo.width, o.geo.binCount()
-	var rows []T
-	return alignPass(o, rois, c0, c1, func(p, b int, ys, xs *axisGrid[T], cnt T) {
-		if need := len(ys.lines) * o.geo.outW; cap(rows) < need {
-			rows = make([]T, need)
-		}
-		alignPlane(out[b*bins:(b+1)*bins], features[p*plane:(p+1)*plane], o.geo.width, ys, xs, cnt, rows)
+	return alignPass(o, rois, c0, c1, func(w *alignWorker[T], p, b int, cnt T) {
+		rows, _ := w.scratch(o.geo.outW)
+		alignPlane(out[b*bins:(b+1)*bins], features[p*plane:(p+1)*plane], o.geo.width, &w.ys, &w.xs, cnt, rows)
 	})
 }
 
@@ -255,13 +284,9 @@ func alignPlane[T float](dst, src []T, width int, ys, xs *axisGrid[T], cnt T, ro
 // whatever the number of workers.
 func alignBackward[T float](o alignOp, rois, up, grad []T, c0, c1 int) error {
 	plane, bins := o.geo.height*o.geo.width, o.geo.binCount()
-	var rows, share []T
-	share = make([]T, o.geo.outW)
-	return alignPass(o, rois, c0, c1, func(p, b int, ys, xs *axisGrid[T], cnt T) {
-		if need := len(ys.lines) * o.geo.outW; cap(rows) < need {
-			rows = make([]T, need)
-		}
-		alignScatter(grad[p*plane:(p+1)*plane], up[b*bins:(b+1)*bins], o.geo.width, ys, xs, cnt, rows, share)
+	return alignPass(o, rois, c0, c1, func(w *alignWorker[T], p, b int, cnt T) {
+		rows, share := w.scratch(o.geo.outW)
+		alignScatter(grad[p*plane:(p+1)*plane], up[b*bins:(b+1)*bins], o.geo.width, &w.ys, &w.xs, cnt, rows, share)
 	})
 }
 

@@ -216,3 +216,12 @@ func lispGrad(op fmt.Stringer, arity int, inputs G.Nodes, output *G.Node, shape 
 	}
 	return nil, nil, fmt.Errorf("roi: %v.DoDiff: gradient buffer is %T %v, want a contiguous tensor of shape %v", op, gv, values.ShapeOf(gv), shape)
 }
+
+// dtypeIndex is 0 for float32 and 1 for float64: the index of a kernel's scratch pool.
+func dtypeIndex[T float]() int {
+	var zero T
+	if _, ok := any(zero).(float32); ok {
+		return 0
+	}
+	return 1
+}

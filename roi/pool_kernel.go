@@ -3,6 +3,7 @@ package roi
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // maxPoolCoordinate bounds |round(coordinate * scale)| so that every bin edge fits an int32.
@@ -37,15 +38,37 @@ func poolSpans[T float](spans []span, lo, hi T, scale T, size int) error {
 	return nil
 }
 
-// poolScratch holds one roi's bins along both axes.
-type poolScratch struct{ rows, cols []span }
-
-func newPoolScratch(o poolOp) *poolScratch {
-	return &poolScratch{rows: make([]span, o.geo.outH), cols: make([]span, o.geo.outW)}
+// poolScratch holds one roi's bins along both axes, and the column maxima of a band of rows.
+// Scratch is kept in a pool between passes, so that a step allocates only its result.
+type poolScratch[T float] struct {
+	rows, cols []span
+	colMax     []T
 }
 
+var poolScratches [2]sync.Pool // by dtype: float32, float64
+
+func getPoolScratch[T float](o poolOp) *poolScratch[T] {
+	s, ok := poolScratches[dtypeIndex[T]()].Get().(*poolScratch[T])
+	if !ok {
+		s = new(poolScratch[T])
+	}
+	if cap(s.rows) < o.geo.outH {
+		s.rows = make([]span, o.geo.outH)
+	}
+	if cap(s.cols) < o.geo.outW {
+		s.cols = make([]span, o.geo.outW)
+	}
+	if cap(s.colMax) < o.geo.width {
+		s.colMax = make([]T, o.geo.width)
+	}
+	s.rows, s.cols, s.colMax = s.rows[:o.geo.outH], s.cols[:o.geo.outW], s.colMax[:o.geo.width]
+	return s
+}
+
+func (s *poolScratch[T]) release() { poolScratches[dtypeIndex[T]()].Put(s) }
+
 // poolSpansOf fills the scratch for roi r = (batch, x1, y1, x2, y2).
-func poolSpansOf[T float](s *poolScratch, r []T, o poolOp) error {
+func poolSpansOf[T float](s *poolScratch[T], r []T, o poolOp) error {
 	scale := T(o.geo.scale)
 	if err := poolSpans(s.rows, r[2], r[4], scale, o.geo.height); err != nil {
 		return err
@@ -105,8 +128,9 @@ const (
 // see locate).
 func poolPass[T float](o poolOp, mode poolMode, features, rois, maxima, in, out []T, c0, c1 int) error {
 	g := o.geo
-	s := newPoolScratch(o)
-	colMax := make([]T, g.width)
+	s := getPoolScratch[T](o)
+	defer s.release()
+	colMax := s.colMax
 	planeSize := g.height * g.width
 	bins := g.binCount()
 	for k := 0; k < g.rois; k++ {
