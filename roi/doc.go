@@ -77,11 +77,12 @@
 //
 // # Execution
 //
-// Both passes run over channel ranges in parallel (GOMAXPROCS workers for large inputs). A
-// worker owns whole (image, channel) planes, so the backward scatter has no races and adds into
-// each plane in roi order, bin order, sample order: the results do not depend on the number of
-// workers. Inputs are read through values.Contiguous, so views give the results of their
-// contiguous copies. Each pass allocates its result and a few small per-worker tables.
+// Both passes run over channel ranges in parallel (GOMAXPROCS workers for large inputs, each
+// taking the next range when done). A range owns whole (image, channel) planes, so the backward
+// scatter has no races and adds into each plane in a fixed order (roi, then row, then bin): the
+// results do not depend on the number of workers. Inputs are read through values.Contiguous,
+// so views give the results of their contiguous copies. A pass allocates its result; the
+// workers' tables are reused from a sync.Pool.
 //
 // # Errors
 //

@@ -372,3 +372,39 @@ func TestPoolStaleOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestGradientsAccumulate: features feeding both ops get the sum of their gradients on both
+// machines; on the LispMachine each DoDiff adds into the one buffer (overwriting would leave
+// only the last op's share).
+func TestGradientsAccumulate(t *testing.T) {
+	features := dense(tensor.Float64, []int{2, 2, 6, 7}, spacedFeatures(randSource(7), 168))
+	rois := dense(tensor.Float64, []int{6, 5}, gradRoIs)
+	up := make([]float64, 72)
+	for i := range up {
+		up[i] = math.Cos(float64(i))
+	}
+	upstream := dense(tensor.Float64, []int{6, 2, 3, 2}, up)
+	align := func(f, r *G.Node) (*G.Node, error) { return Align(f, r, 3, 2, WithSpatialScale(0.5), WithSamplingRatio(2)) }
+	pool := func(f, r *G.Node) (*G.Node, error) { return Pool(f, r, 3, 2, WithSpatialScale(0.5)) }
+	_, ga := runOp(t, align, features, rois, upstream, false)
+	_, gp := runOp(t, pool, features, rois, upstream, false)
+	want := make([]float64, len(ga))
+	for i := range want {
+		want[i] = ga[i] + gp[i]
+	}
+	both := func(f, r *G.Node) (*G.Node, error) {
+		a, err := align(f, r)
+		if err != nil {
+			return nil, err
+		}
+		p, err := pool(f, r)
+		if err != nil {
+			return nil, err
+		}
+		return G.Add(a, p)
+	}
+	for _, lisp := range []bool{false, true} {
+		_, got := runOp(t, both, features, rois, upstream, lisp)
+		assertClose(t, map[bool]string{false: "tape", true: "lisp"}[lisp], got, want, 1e-14, 1e-14)
+	}
+}
