@@ -384,7 +384,9 @@ func TestGradientsAccumulate(t *testing.T) {
 		up[i] = math.Cos(float64(i))
 	}
 	upstream := dense(tensor.Float64, []int{6, 2, 3, 2}, up)
-	align := func(f, r *G.Node) (*G.Node, error) { return Align(f, r, 3, 2, WithSpatialScale(0.5), WithSamplingRatio(2)) }
+	align := func(f, r *G.Node) (*G.Node, error) {
+		return Align(f, r, 3, 2, WithSpatialScale(0.5), WithSamplingRatio(2))
+	}
 	pool := func(f, r *G.Node) (*G.Node, error) { return Pool(f, r, 3, 2, WithSpatialScale(0.5)) }
 	_, ga := runOp(t, align, features, rois, upstream, false)
 	_, gp := runOp(t, pool, features, rois, upstream, false)
