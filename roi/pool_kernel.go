@@ -191,43 +191,25 @@ func poolPass[T float](o poolOp, mode poolMode, features, rois, maxima, in, out 
 //
 // The bin is scanned whole, last pixel first, keeping every match, so that the first match is
 // what remains, without a data-dependent branch (an early exit at a random pixel mispredicts
-// once a bin): for m other than 0 (and NaN, which no pixel equals), v == m is the equality of
-// the bits, an integer comparison the compiler turns into a flag.
+// once a bin): the comparison becomes a flag and the index an arithmetic select.
 func locate[T float](plane []T, width int, rows, cols span, m T) int {
 	if rows.end <= rows.start || cols.end <= cols.start || m == -math.MaxFloat32 {
 		return -1
 	}
 	at := -1
-	if m != 0 {
-		bits := math.Float64bits(float64(m))
-		for h := rows.end - 1; h >= rows.start; h-- {
-			base := h*width + cols.start
-			row := plane[base : h*width+cols.end]
-			for w := len(row) - 1; w >= 0; w-- {
-				var match int
-				if math.Float64bits(float64(row[w])) == bits {
-					match = -1
-				}
-				at += (base + w - at) & match
+	for h := rows.end - 1; h >= rows.start; h-- {
+		base := h*width + cols.start
+		row := plane[base : h*width+cols.end]
+		for w := len(row) - 1; w >= 0; w-- {
+			var match int
+			if row[w] == m {
+				match = -1
 			}
+			at += (base + w - at) & match
 		}
-	} else {
-		at = firstZero(plane, width, rows, cols)
 	}
 	if at < 0 {
 		at, _ = argmaxScan(plane, width, rows, cols)
 	}
 	return at
-}
-
-// firstZero is the first pixel of the bin equal to 0 (either sign), -1 if none.
-func firstZero[T float](plane []T, width int, rows, cols span) int {
-	for h := rows.start; h < rows.end; h++ {
-		for w, v := range plane[h*width+cols.start : h*width+cols.end] {
-			if v == 0 {
-				return h*width + cols.start + w
-			}
-		}
-	}
-	return -1
 }
