@@ -46,8 +46,8 @@ bench:
 # RoIAlign and RoIPool side by side with torchvision 0.14 on the same workload (2 threads each):
 # roi/testdata/torch_bench.py, then the Go benchmarks (default call and floor). Needs python3-torch.
 bench-roi:
-	/usr/bin/python3 roi/testdata/torch_bench.py 2 5
-	$(GO) test -run '^$$' -bench '.' -benchtime 5x -benchmem ./roi
+	/usr/bin/python3 roi/testdata/torch_bench.py 2 7
+	$(GO) test -run '^$$' -bench '.' -benchtime 7x -benchmem ./roi
 
 demo:
 	$(GO) run ./cmd/demo
