@@ -7,7 +7,7 @@ PKGS = ./...
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: test fmt fmt-check vet lint unit bench demo fuzz fma-check
+.PHONY: test fmt fmt-check vet lint unit bench bench-roi demo fuzz fma-check
 
 test: fmt-check vet lint unit fma-check fuzz
 
@@ -42,6 +42,12 @@ bench:
 	        ok = m["x-vs-composed"] >= 40 && m["x-of-floor"] <= 1.5 && m["grad-tensors/op"] <= 1.2; \
 	        printf "performance targets (default path): %.1fx the composed baseline (>= 40), %.2fx the memory floor (<= 1.5), %.3f gradient tensors allocated (<= 1.2): %s\n", \
 	          m["x-vs-composed"], m["x-of-floor"], m["grad-tensors/op"], ok ? "met" : "MISSED"; exit !ok }'
+
+# RoIAlign and RoIPool side by side with torchvision 0.14 on the same workload (2 threads each):
+# roi/testdata/torch_bench.py, then the Go benchmarks (default call and floor). Needs python3-torch.
+bench-roi:
+	/usr/bin/python3 roi/testdata/torch_bench.py 2 7
+	$(GO) test -run '^$$' -bench '.' -benchtime 7x -benchmem ./roi
 
 demo:
 	$(GO) run ./cmd/demo

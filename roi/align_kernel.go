@@ -3,6 +3,7 @@ package roi
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // maxAdaptiveGrid bounds the adaptive sampling grid per axis (about a million feature pixels per
@@ -24,6 +25,22 @@ type axisGrid[T float] struct {
 	samples []axisSample[T]
 	first   []int32
 	grid    int // sampling points per bin along this axis (<= 0: none)
+
+	// The samples' pixels with their weights added up per bin (see alignPlane): bin b's are
+	// taps[tapFirst[b]:tapFirst[b+1]], each pixel once, in ascending order. lines are the
+	// distinct pixels of all bins, and a tap's slot its pixel's position in lines.
+	taps     []tap[T]
+	tapFirst []int32
+	lines    []int32
+	slot     []int32 // by pixel: position in lines, -1 if unused
+	weight   []T     // scratch by pixel
+	touched  []bool  // scratch by pixel
+}
+
+// tap is a pixel of a bin and the sum of its weights over the bin's samples.
+type tap[T float] struct {
+	pixel, slot int32
+	weight      T
 }
 
 // alignParams are Align's parameters in the kernel's dtype.
@@ -92,7 +109,53 @@ func (a *axisGrid[T]) build(lo, hi T, size, out int, p *alignParams[T]) error {
 		}
 		a.first = append(a.first, int32(len(a.samples)))
 	}
+	a.buildTaps(size)
 	return nil
+}
+
+// buildTaps adds up, per bin, the weights the samples give each pixel.
+func (a *axisGrid[T]) buildTaps(size int) {
+	if len(a.slot) != size {
+		a.slot, a.weight, a.touched = make([]int32, size), make([]T, size), make([]bool, size)
+		for i := range a.slot {
+			a.slot[i] = -1
+		}
+		a.lines = a.lines[:0]
+	}
+	for _, line := range a.lines {
+		a.slot[line] = -1
+	}
+	a.lines, a.taps = a.lines[:0], a.taps[:0]
+	a.tapFirst = append(a.tapFirst[:0], 0)
+	for b := 0; b+1 < len(a.first); b++ {
+		samples := a.samples[a.first[b]:a.first[b+1]]
+		lo, hi := size, -1
+		for _, s := range samples {
+			for _, t := range [2]struct {
+				pixel int32
+				w     T
+			}{{s.low, s.wLow}, {s.high, s.wHigh}} {
+				p := int(t.pixel)
+				if !a.touched[p] {
+					a.touched[p], a.weight[p] = true, 0
+					lo, hi = min(lo, p), max(hi, p)
+				}
+				a.weight[p] += t.w
+			}
+		}
+		for p := lo; p <= hi; p++ {
+			if !a.touched[p] {
+				continue
+			}
+			a.touched[p] = false
+			if a.slot[p] < 0 {
+				a.slot[p] = int32(len(a.lines))
+				a.lines = append(a.lines, int32(p))
+			}
+			a.taps = append(a.taps, tap[T]{pixel: int32(p), slot: a.slot[p], weight: a.weight[p]})
+		}
+		a.tapFirst = append(a.tapFirst, int32(len(a.taps)))
+	}
 }
 
 // count is torchvision's divisor: the number of sampling points per bin, at least 1.
@@ -111,21 +174,52 @@ func alignGrids[T float](ys, xs *axisGrid[T], r []T, o alignOp, p *alignParams[T
 	return xs.build(r[1], r[3], o.geo.width, o.geo.outW, p)
 }
 
+// alignWorker is one worker's scratch: both axes' grids, and the row sums of alignPlane and
+// alignScatter. Workers are kept in a pool between passes, so that a step allocates only its
+// result.
+type alignWorker[T float] struct {
+	ys, xs      axisGrid[T]
+	rows, share []T
+}
+
+var alignWorkers [2]sync.Pool // by dtype: float32, float64
+
+func getAlignWorker[T float]() *alignWorker[T] {
+	if w, ok := alignWorkers[dtypeIndex[T]()].Get().(*alignWorker[T]); ok {
+		return w
+	}
+	return new(alignWorker[T])
+}
+
+func (w *alignWorker[T]) release() { alignWorkers[dtypeIndex[T]()].Put(w) }
+
+// scratch returns rows of len(ys.lines)*outW and share of outW.
+func (w *alignWorker[T]) scratch(outW int) (rows, share []T) {
+	if need := len(w.ys.lines) * outW; cap(w.rows) < need {
+		w.rows = make([]T, need)
+	}
+	if cap(w.share) < outW {
+		w.share = make([]T, outW)
+	}
+	return w.rows[:len(w.ys.lines)*outW], w.share[:outW]
+}
+
 // alignPass builds each roi's grids and calls visit for every channel in [c0, c1) with the
 // (image, channel) plane index n*C + c and the output block index k*C + c.
-func alignPass[T float](o alignOp, rois []T, c0, c1 int, visit func(plane, block int, ys, xs *axisGrid[T], cnt T)) error {
+func alignPass[T float](o alignOp, rois []T, c0, c1 int, visit func(w *alignWorker[T], plane, block int, cnt T)) error {
 	g := o.geo
 	p := newAlignParams[T](o)
-	var ys, xs axisGrid[T]
+	w := getAlignWorker[T]()
+	defer w.release()
 	for k := 0; k < g.rois; k++ {
 		r := rois[5*k : 5*k+5]
-		if err := alignGrids(&ys, &xs, r, o, &p); err != nil {
+		if err := alignGrids(&w.ys, &w.xs, r, o, &p); err != nil {
 			return fmt.Errorf("roi: %v: roi %d %v: %w", o, k, r, err)
 		}
 		n := int(r[0])
-		cnt := count(&ys, &xs)
+		cnt := count(&w.ys, &w.xs)
 		for c := c0; c < c1; c++ {
-			visit(n*g.channels+c, k*g.channels+c, &ys, &xs, cnt)
+			visit(w, n*g.channels+c, k*g.channels+c, cnt)
 		}
 	}
 	return nil
@@ -136,69 +230,92 @@ func alignPass[T float](o alignOp, rois []T, c0, c1 int, visit func(plane, block
 //	out[k, c, ph, pw] = (1/count) Σ_{y in ys(ph)} Σ_{x in xs(pw)} bilinear(features[n_k, c], y, x)
 func alignForward[T float](o alignOp, features, rois, out []T, c0, c1 int) error {
 	plane, bins := o.geo.height*o.geo.width, o.geo.binCount()
-	return alignPass(o, rois, c0, c1, func(p, b int, ys, xs *axisGrid[T], cnt T) {
-		alignPlane(out[b*bins:(b+1)*bins], features[p*plane:(p+1)*plane], o.geo.width, ys, xs, cnt)
+	return alignPass(o, rois, c0, c1, func(w *alignWorker[T], p, b int, cnt T) {
+		rows, _ := w.scratch(o.geo.outW)
+		alignPlane(out[b*bins:(b+1)*bins], features[p*plane:(p+1)*plane], o.geo.width, &w.ys, &w.xs, cnt, rows)
 	})
 }
 
-// alignPlane pools one (roi, channel): dst holds the outH*outW bins, src the feature plane.
-func alignPlane[T float](dst, src []T, width int, ys, xs *axisGrid[T], cnt T) {
-	outW := len(xs.first) - 1
-	for ph := 0; ph+1 < len(ys.first); ph++ {
-		ySamples := ys.samples[ys.first[ph]:ys.first[ph+1]]
-		row := dst[ph*outW : (ph+1)*outW]
-		for pw := range row {
-			xSamples := xs.samples[xs.first[pw]:xs.first[pw+1]]
+// alignPlane pools one (roi, channel): dst holds the outH*outW bins (zero), src the feature
+// plane, rows is scratch of len(ys.lines)*outW. The weight of pixel (y, x) in a bin is a sum
+// over the bin's samples of products w_y * w_x, so it is Wy(y) * Wx(x), with Wy and Wx the
+// weights each axis' samples give that row and that column (the taps): the bin is
+//
+//	out[ph, pw] = Σ_{y in taps(ph)} Wy(y) Σ_{x in taps(pw)} Wx(x) v(y, x) / count
+//
+// and the inner sums, one per (row, pw), are shared by every bin row that reads the row. The
+// pixels and weights are torchvision's; the products are grouped differently, which rounds
+// differently (within 1e-12 in float64) and, where a pixel is ±Inf and one of its sample
+// weights is 0 but another is not, gives ±Inf where torchvision's 0 * Inf gives NaN.
+func alignPlane[T float](dst, src []T, width int, ys, xs *axisGrid[T], cnt T, rows []T) {
+	outW := len(xs.tapFirst) - 1
+	for r, line := range ys.lines {
+		row := src[int(line)*width : int(line)*width+width]
+		h := rows[r*outW : r*outW+outW]
+		for pw := range h {
 			var sum T
-			for _, sy := range ySamples {
-				rowLow := src[int(sy.low)*width : int(sy.low)*width+width]
-				rowHigh := src[int(sy.high)*width : int(sy.high)*width+width]
-				for _, sx := range xSamples {
-					// w1 v1 + w2 v2 + w3 v3 + w4 v4 with w = (1-ly or ly) * (1-lx or lx)
-					top := sx.wLow*rowLow[sx.low] + sx.wHigh*rowLow[sx.high]
-					bottom := sx.wLow*rowHigh[sx.low] + sx.wHigh*rowHigh[sx.high]
-					sum += T(sy.wLow*top) + T(sy.wHigh*bottom)
-				}
+			for _, t := range xs.taps[xs.tapFirst[pw]:xs.tapFirst[pw+1]] {
+				sum += t.weight * row[t.pixel]
 			}
-			row[pw] = sum / cnt
+			h[pw] = sum
+		}
+	}
+	for ph := 0; ph+1 < len(ys.tapFirst); ph++ {
+		out := dst[ph*outW : (ph+1)*outW]
+		for _, t := range ys.taps[ys.tapFirst[ph]:ys.tapFirst[ph+1]] {
+			h := rows[int(t.slot)*outW:][:len(out)]
+			for pw, x := range h {
+				out[pw] += t.weight * x
+			}
+		}
+		for pw := range out {
+			out[pw] /= cnt
 		}
 	}
 }
 
 // alignBackward adds the gradient of Align into grad (features' shape) for the channels
-// [c0, c1): every upstream element, divided by count, is scattered through the same bilinear
-// weights as the forward pass,
+// [c0, c1): every upstream element, divided by count, is scattered through the same weights as
+// the forward pass,
 //
-//	grad[n_k, c, y_i, x_j] += up[k, c, ph, pw] / count * w_y(i) * w_x(j)
+//	grad[n_k, c, y, x] += up[k, c, ph, pw] / count * Wy(y) * Wx(x)   (y in taps(ph), x in taps(pw))
 //
-// for each sample and each of its four pixels. A plane receives its additions in roi order, then
-// bin order, then sample order: the same order whatever the number of workers.
+// A plane receives its additions in roi order, then row order, then bin order: the same order
+// whatever the number of workers.
 func alignBackward[T float](o alignOp, rois, up, grad []T, c0, c1 int) error {
 	plane, bins := o.geo.height*o.geo.width, o.geo.binCount()
-	return alignPass(o, rois, c0, c1, func(p, b int, ys, xs *axisGrid[T], cnt T) {
-		alignScatter(grad[p*plane:(p+1)*plane], up[b*bins:(b+1)*bins], o.geo.width, ys, xs, cnt)
+	return alignPass(o, rois, c0, c1, func(w *alignWorker[T], p, b int, cnt T) {
+		rows, share := w.scratch(o.geo.outW)
+		alignScatter(grad[p*plane:(p+1)*plane], up[b*bins:(b+1)*bins], o.geo.width, &w.ys, &w.xs, cnt, rows, share)
 	})
 }
 
-// alignScatter is alignPlane's adjoint for one (roi, channel).
-func alignScatter[T float](dst, src []T, width int, ys, xs *axisGrid[T], cnt T) {
-	outW := len(xs.first) - 1
-	for ph := 0; ph+1 < len(ys.first); ph++ {
-		ySamples := ys.samples[ys.first[ph]:ys.first[ph+1]]
-		row := src[ph*outW : (ph+1)*outW]
-		for pw, u := range row {
-			xSamples := xs.samples[xs.first[pw]:xs.first[pw+1]]
-			share := u / cnt
-			for _, sy := range ySamples {
-				rowLow := dst[int(sy.low)*width : int(sy.low)*width+width]
-				rowHigh := dst[int(sy.high)*width : int(sy.high)*width+width]
-				top, bottom := T(share*sy.wLow), T(share*sy.wHigh)
-				for _, sx := range xSamples {
-					rowLow[sx.low] += T(top * sx.wLow)
-					rowLow[sx.high] += T(top * sx.wHigh)
-					rowHigh[sx.low] += T(bottom * sx.wLow)
-					rowHigh[sx.high] += T(bottom * sx.wHigh)
-				}
+// alignScatter is alignPlane's adjoint for one (roi, channel), its two steps transposed and in
+// reverse: each bin row's shares up/count go to the rows it reads, weighted by Wy,
+//
+//	g[y, pw] = Σ_{ph: y in taps(ph)} Wy(y) up[ph, pw] / count
+//
+// then each row is scattered through the x weights: grad[y, x] += Σ_{pw: x in taps(pw)} Wx(x) g[y, pw].
+func alignScatter[T float](dst, src []T, width int, ys, xs *axisGrid[T], cnt T, rows, share []T) {
+	outW := len(share)
+	g := rows[:len(ys.lines)*outW]
+	clear(g)
+	for ph := 0; ph+1 < len(ys.tapFirst); ph++ {
+		for pw, u := range src[ph*outW : (ph+1)*outW] {
+			share[pw] = u / cnt
+		}
+		for _, t := range ys.taps[ys.tapFirst[ph]:ys.tapFirst[ph+1]] {
+			gr := g[int(t.slot)*outW:][:len(share)]
+			for pw, s := range share {
+				gr[pw] += t.weight * s
+			}
+		}
+	}
+	for r, line := range ys.lines {
+		row := dst[int(line)*width : int(line)*width+width]
+		for pw, x := range g[r*outW : r*outW+outW] {
+			for _, t := range xs.taps[xs.tapFirst[pw]:xs.tapFirst[pw+1]] {
+				row[t.pixel] += t.weight * x
 			}
 		}
 	}

@@ -84,8 +84,10 @@ func TestBadNodes(t *testing.T) {
 }
 
 // TestBadRoIValues: rois are data, checked when the graph runs; a bad batch index or coordinate
-// is an error from the machine (forward and backward, both machines, both dtypes) naming the
-// roi and the value (run in a subprocess).
+// is an error from the machine (and from the backward ops), both dtypes, naming the roi and the
+// value (run in a subprocess). The LispMachine is left out: when a node fails, v0.9.18's
+// lispMachine.RunAll returns while its worker goroutine still reads the machine's state (a data
+// race under -race, vm_genera.go:131 against :284), whatever the op.
 func TestBadRoIValues(t *testing.T) {
 	if inSubprocess(t) {
 		return
@@ -109,43 +111,48 @@ func TestBadRoIValues(t *testing.T) {
 	}
 	for _, c := range cases {
 		for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-			for _, lisp := range []bool{false, true} {
-				t.Run(c.name+"/"+dt.String()+map[bool]string{false: "/tape", true: "/lisp"}[lisp], func(t *testing.T) {
-					g := G.NewGraph()
-					f := node(g, "features", dense(dt, []int{2, 1, 4, 5}, make([]float64, 40)))
-					r := node(g, "rois", dense(dt, []int{2, 5}, append(append([]float64{}, good...), c.roi...)))
-					var out *G.Node
-					var err error
-					if c.pool {
-						out, err = Pool(f, r, 2, 2)
-					} else {
-						out, err = Align(f, r, 2, 2)
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					cost := G.Must(G.Sum(out))
-					var m G.VM
-					if lisp {
-						m = G.NewLispMachine(g)
-					} else {
-						if _, err := G.Grad(cost, f); err != nil {
-							t.Fatal(err)
-						}
-						m = G.NewTapeMachine(g)
-					}
-					defer m.Close()
-					err = m.RunAll()
+			t.Run(c.name+"/"+dt.String(), func(t *testing.T) {
+				g := G.NewGraph()
+				features := dense(dt, []int{2, 1, 4, 5}, make([]float64, 40))
+				rois := dense(dt, []int{2, 5}, append(append([]float64{}, good...), c.roi...))
+				f := node(g, "features", features)
+				r := node(g, "rois", rois)
+				var out *G.Node
+				var err error
+				if c.pool {
+					out, err = Pool(f, r, 2, 2)
+				} else {
+					out, err = Align(f, r, 2, 2)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := G.Grad(G.Must(G.Sum(out)), f); err != nil {
+					t.Fatal(err)
+				}
+				m := G.NewTapeMachine(g)
+				defer m.Close()
+				check := func(what string, err error) {
+					t.Helper()
 					if err == nil {
-						t.Fatal("no error")
+						t.Fatalf("%s: no error", what)
 					}
 					for _, w := range c.want {
 						if !strings.Contains(err.Error(), w) {
-							t.Errorf("error %q does not mention %q", err, w)
+							t.Errorf("%s: error %q does not mention %q", what, err, w)
 						}
 					}
-				})
-			}
+				}
+				check("TapeMachine", m.RunAll())
+				// the backward ops see the same rois (in a graph the forward op fails first)
+				up := dense(dt, []int{2, 1, 2, 2}, make([]float64, 8))
+				if c.pool {
+					_, err = poolGradOp{fwd: out.Op().(poolOp)}.Do(features, rois, up, up)
+				} else {
+					_, err = alignDiffOp{out.Op().(alignOp)}.Do(rois, up)
+				}
+				check("diff op", err)
+			})
 		}
 	}
 }
@@ -203,13 +210,13 @@ func TestDoRejectsBadValues(t *testing.T) {
 			if _, ok := op.(alignDiffOp); ok {
 				return []G.Value{rois, dense(tensor.Float32, []int{2, 1, 2, 2}, make([]float64, 8))}
 			}
-			return append([]G.Value{features32, rois}, up)[:op.Arity()]
+			return append([]G.Value{features32, rois}, up, up)[:op.Arity()]
 		}},
 		{"int rois", func(op G.Op) []G.Value {
 			if _, ok := op.(alignDiffOp); ok {
 				return []G.Value{ints, up}
 			}
-			return append([]G.Value{features, ints}, up)[:op.Arity()]
+			return append([]G.Value{features, ints}, up, up)[:op.Arity()]
 		}},
 	}
 	for _, op := range ops {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/chewxy/hm"
 	"github.com/detlab/smoothl1/internal/values"
@@ -153,11 +154,17 @@ func checkRoIs[T float](op fmt.Stringer, rois []T, batch int) error {
 // minParallelWork is the number of inner steps below which one goroutine does all the work.
 const minParallelWork = 1 << 15
 
+// chunksPerWorker is how many channel ranges each worker takes on average: workers take the
+// next range as they finish one, so a worker the OS leaves waiting (the machine is shared) holds
+// up little of the pass.
+const chunksPerWorker = 4
+
 // forChannelRanges calls fn on disjoint channel ranges [c0, c1) covering [0, channels), in
 // parallel when work (an estimate of the inner steps) pays for it. Every range covers the same
 // channels of every image, so a worker owns whole (image, channel) planes: writes never race and
-// the order of additions into a plane does not depend on the number of workers.
-// It returns the first range's error (every range sees the same rois, so the same errors).
+// the order of additions into a plane does not depend on the number of workers or on which
+// worker takes which range. It returns the first range's error (every range sees the same
+// rois, so the same errors).
 func forChannelRanges(channels, work int, fn func(c0, c1 int) error) error {
 	workers := runtime.GOMAXPROCS(0)
 	if workers > channels {
@@ -166,14 +173,21 @@ func forChannelRanges(channels, work int, fn func(c0, c1 int) error) error {
 	if workers <= 1 || work < minParallelWork {
 		return fn(0, channels)
 	}
-	errs := make([]error, workers)
+	chunks := min(workers*chunksPerWorker, channels)
+	errs := make([]error, chunks)
+	var next atomic.Int32
 	var wg sync.WaitGroup
 	wg.Add(workers)
 	for w := 0; w < workers; w++ {
-		c0, c1 := channels*w/workers, channels*(w+1)/workers
 		go func() {
 			defer wg.Done()
-			errs[w] = fn(c0, c1)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= chunks {
+					return
+				}
+				errs[i] = fn(channels*i/chunks, channels*(i+1)/chunks)
+			}
 		}()
 	}
 	wg.Wait()
@@ -215,4 +229,13 @@ func lispGrad(op fmt.Stringer, arity int, inputs G.Nodes, output *G.Node, shape 
 		}
 	}
 	return nil, nil, fmt.Errorf("roi: %v.DoDiff: gradient buffer is %T %v, want a contiguous tensor of shape %v", op, gv, values.ShapeOf(gv), shape)
+}
+
+// dtypeIndex is 0 for float32 and 1 for float64: the index of a kernel's scratch pool.
+func dtypeIndex[T float]() int {
+	var zero T
+	if _, ok := any(zero).(float32); ok {
+		return 0
+	}
+	return 1
 }

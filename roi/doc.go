@@ -31,8 +31,12 @@
 //	out[k, c, ph, pw] = Σ_iy Σ_ix value(y(ph, iy), x(pw, ix)) / max(grid_h*grid_w, 1)
 //
 // A sample is inside exactly when both its coordinates are, and the weights are products
-// w_y * w_x, so the kernel builds each roi's valid samples per axis once and shares them over
-// channels. A negative length (aligned rois with x2 < x1) gives a negative bin: with a fixed
+// w_y * w_x, so the kernel builds each roi's valid samples per axis once, shared by the
+// channels, and adds up per bin the weights each axis' samples give each pixel row (Wy) and
+// column (Wx): a bin is Σ_y Wy(y) Σ_x Wx(x) v(y, x) / count, the inner sums shared by the bin
+// rows that read a row. The pixels and weights are torchvision's; the products and sums are
+// grouped differently, so the last bits differ (1e-12 in float64), and a ±Inf pixel whose
+// samples weigh it both 0 and more than 0 gives ±Inf where torchvision's 0 * Inf gives NaN. A negative length (aligned rois with x2 < x1) gives a negative bin: with a fixed
 // sampling ratio the samples run backwards, as in torchvision; adaptive grids of ceil(negative)
 // <= 0 samples give 0. (torchvision 0.14 fails when exactly one axis' adaptive grid is negative,
 // "cannot create std::vector larger than max_size()"; this package gives 0 there too.)
@@ -61,20 +65,24 @@
 // row-major order wins ties (-0 and +0 are equal), NaN is passed over, an empty bin is 0 with
 // no argmax, and a bin with nothing above -FLT_MAX is -FLT_MAX with no argmax.
 //
-// Gradient: each bin's upstream is added at its argmax (none without one). The argmax is
-// recomputed in the backward pass from the features (the diff op takes features, rois and the
-// upstream): nothing is saved between passes, so nothing can be stale, and the ops stay values
-// safe to share between graphs and goroutines. The scatter's derivative with respect to its
-// upstream is the gather v ↦ v[argmax] and the gather's is the scatter, so second order works
-// as for Align (0 with respect to the features, where the argmax is locally constant).
+// Gradient: each bin's upstream is added at its argmax (none without one). Nothing is saved
+// between the passes, so nothing can be stale, and the ops stay values safe to share between
+// graphs and goroutines: the diff op takes the features, the rois, Pool's output and the
+// upstream as inputs (as gorgonia's softmax diff op takes its forward output), and finds each
+// argmax again as the first pixel of the bin, in the scan's order, equal to the bin's output;
+// should none be equal (an output not computed from these features), it recomputes the argmax
+// from the features. The scatter's derivative with respect to its upstream is the gather
+// v ↦ v[argmax] and the gather's is the scatter, so second order works as for Align (0 with
+// respect to the features, where the argmax is locally constant).
 //
 // # Execution
 //
-// Both passes run over channel ranges in parallel (GOMAXPROCS workers for large inputs). A
-// worker owns whole (image, channel) planes, so the backward scatter has no races and adds into
-// each plane in roi order, bin order, sample order: the results do not depend on the number of
-// workers. Inputs are read through values.Contiguous, so views give the results of their
-// contiguous copies. Each pass allocates its result and a few small per-worker tables.
+// Both passes run over channel ranges in parallel (GOMAXPROCS workers for large inputs, each
+// taking the next range when done). A range owns whole (image, channel) planes, so the backward
+// scatter has no races and adds into each plane in a fixed order (roi, then row, then bin): the
+// results do not depend on the number of workers. Inputs are read through values.Contiguous,
+// so views give the results of their contiguous copies. A pass allocates its result; the
+// workers' tables are reused from a sync.Pool.
 //
 // # Errors
 //

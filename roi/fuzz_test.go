@@ -252,11 +252,11 @@ func FuzzRoIOps(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		grad, err = poolGradOp{fwd: pool}.Do(features, roisT, upT)
+		grad, err = poolGradOp{fwd: pool}.Do(features, roisT, out, upT)
 		if err != nil {
 			t.Fatal(err)
 		}
-		gathered, err := poolGradOp{fwd: pool, gather: true}.Do(features, roisT, grad)
+		gathered, err := poolGradOp{fwd: pool, gather: true}.Do(features, roisT, out, grad)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -91,13 +91,14 @@ func loadGolden(t *testing.T) goldenFile {
 func runOp(t *testing.T, build func(f, r *G.Node) (*G.Node, error), features, rois, upstream *tensor.Dense, lisp bool) (out, grad []float64) {
 	t.Helper()
 	g := G.NewGraph()
-	f := node(g, "features", features)
-	r := node(g, "rois", rois)
+	// copies: the machines write engine settings into their input values
+	f := node(g, "features", features.Clone().(*tensor.Dense))
+	r := node(g, "rois", rois.Clone().(*tensor.Dense))
 	o, err := build(f, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := node(g, "upstream", upstream)
+	up := node(g, "upstream", upstream.Clone().(*tensor.Dense))
 	cost := G.Must(G.Sum(G.Must(G.HadamardProd(o, up))))
 	var grads G.Nodes
 	var m G.VM

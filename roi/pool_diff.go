@@ -9,16 +9,23 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// The gradient, derived by hand. With a(k, c, ph, pw) the index of the bin's first maximum
-// (recomputed from the features, never saved from the forward pass: the op is a value and
-// nothing can go stale), Pool is out = P(features) features where P selects a:
+// The gradient, derived by hand. With a(k, c, ph, pw) the index of the bin's first maximum,
+// Pool is out = P(features) features where P selects a:
 //
 //	dL/dfeatures[n_k, c, i] = Σ_{bins with a = i} up[k, c, ph, pw]   (scatter to the argmax)
 //	dL/drois: none (rois are data, as in torchvision)
 //
+// Nothing is saved between the passes: the diff op takes the features, the rois and Pool's
+// output as inputs (as gorgonia's softmax diff op takes its forward output), so a is found
+// again as the first pixel of the bin, in torchvision's scan order, equal to the bin's output,
+// which is the bin's maximum M: every pixel before it is < M or NaN, which is exactly where
+// torchvision's strict > stops. A bin whose output is -FLT_MAX or 0 with no pixels has no
+// argmax. Should no pixel equal the given output (not a value Pool computed from these
+// features), the argmax is recomputed from the features alone.
+//
 // Second order: the scatter is linear in up, and a is piecewise constant in the features, so
 //
-//	d<v, scatter(up)>/dup = gather(v) = v[n_k, c, a(k, c, ph, pw)]   (0 for an empty bin)
+//	d<v, scatter(up)>/dup = gather(v) = v[n_k, c, a(k, c, ph, pw)]   (0 for a bin without one)
 //	d<v, scatter(up)>/dfeatures = 0 almost everywhere
 //
 // and gather's own derivative with respect to v is the scatter again.
@@ -31,12 +38,12 @@ var (
 func (o poolOp) DiffWRT(n int) []bool { return featuresOnly(n) }
 
 // SymDiff builds the features' gradient for the TapeMachine: the scatter op on (features,
-// rois, upstream).
+// rois, output, upstream).
 func (o poolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if len(inputs) != o.Arity() {
 		return nil, fmt.Errorf("roi: %v.SymDiff: expected %d inputs, got %d", o, o.Arity(), len(inputs))
 	}
-	d, err := G.ApplyOp(poolGradOp{fwd: o}, inputs[0], inputs[1], grad)
+	d, err := G.ApplyOp(poolGradOp{fwd: o}, inputs[0], inputs[1], output, grad)
 	if err != nil {
 		return nil, fmt.Errorf("roi: %v.SymDiff: %w", o, err)
 	}
@@ -50,22 +57,22 @@ func (o poolOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Node) e
 	if err != nil || buf == nil {
 		return err
 	}
-	return poolGradOp{fwd: o}.into(buf, inputs[0].Value(), inputs[1].Value(), up)
+	return poolGradOp{fwd: o}.into(buf, inputs[0].Value(), inputs[1].Value(), output.Value(), up)
 }
 
-// poolGradOp is the scatter (gather false: inputs features, rois, upstream of the output's
-// shape → features' shape) or its transpose, the gather (gather true: features, rois, v of the
-// features' shape → the output's shape). Each is the other's derivative with respect to its
-// last input.
+// poolGradOp is the scatter (gather false: inputs features, rois, Pool's output, upstream of
+// the output's shape → features' shape) or its transpose, the gather (gather true: features,
+// rois, Pool's output, v of the features' shape → the output's shape). Each is the other's
+// derivative with respect to its last input.
 type poolGradOp struct {
 	fwd    poolOp
 	gather bool
 }
 
-func (d poolGradOp) Arity() int { return 3 }
+func (d poolGradOp) Arity() int { return 4 }
 
 func (d poolGradOp) Type() hm.Type {
-	return hm.NewFnType(tensorType(4), tensorType(2), tensorType(4), tensorType(4))
+	return hm.NewFnType(tensorType(4), tensorType(2), tensorType(4), tensorType(4), tensorType(4))
 }
 
 // shapes are the last input's shape and the result's.
@@ -106,7 +113,7 @@ func (d poolGradOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	_, outShape := d.shapes()
 	out := newZeros(features.Dtype(), outShape)
-	if err := d.into(out, features, vals[1], vals[2]); err != nil {
+	if err := d.into(out, features, vals[1], vals[2], vals[3]); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -114,8 +121,12 @@ func (d poolGradOp) Do(vals ...G.Value) (G.Value, error) {
 
 // into adds the scatter (or writes the gather) into out, which is contiguous and zero where
 // the gather leaves it.
-func (d poolGradOp) into(out *tensor.Dense, featuresV, roisV, lastV G.Value) error {
+func (d poolGradOp) into(out *tensor.Dense, featuresV, roisV, outputV, lastV G.Value) error {
 	features, rois, err := d.fwd.inputs(featuresV, roisV)
+	if err != nil {
+		return err
+	}
+	output, err := denseInput(d, "Pool's output", outputV, d.fwd.geo.outShape(), features.Dtype())
 	if err != nil {
 		return err
 	}
@@ -136,16 +147,16 @@ func (d poolGradOp) into(out *tensor.Dense, featuresV, roisV, lastV G.Value) err
 		mode = poolGather
 	}
 	if features.Dtype() == tensor.Float32 {
-		return runPool[float32](d.fwd, mode, features, rois, last, out)
+		return runPool[float32](d.fwd, mode, features, rois, output, last, out)
 	}
-	return runPool[float64](d.fwd, mode, features, rois, last, out)
+	return runPool[float64](d.fwd, mode, features, rois, output, last, out)
 }
 
 // DiffWRT: the last input only.
 func (d poolGradOp) DiffWRT(n int) []bool {
 	wrt := make([]bool, n)
-	if n > 2 {
-		wrt[2] = true
+	if n > 0 {
+		wrt[n-1] = true
 	}
 	return wrt
 }
@@ -156,9 +167,9 @@ func (d poolGradOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	if len(inputs) != d.Arity() {
 		return nil, fmt.Errorf("roi: %v.SymDiff: expected %d inputs, got %d", d, d.Arity(), len(inputs))
 	}
-	t, err := G.ApplyOp(poolGradOp{fwd: d.fwd, gather: !d.gather}, inputs[0], inputs[1], grad)
+	t, err := G.ApplyOp(poolGradOp{fwd: d.fwd, gather: !d.gather}, inputs[0], inputs[1], inputs[2], grad)
 	if err != nil {
 		return nil, fmt.Errorf("roi: %v.SymDiff: %w", d, err)
 	}
-	return G.Nodes{nil, nil, t}, nil
+	return G.Nodes{nil, nil, nil, t}, nil
 }

@@ -3,6 +3,7 @@ package roi
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // maxPoolCoordinate bounds |round(coordinate * scale)| so that every bin edge fits an int32.
@@ -37,15 +38,37 @@ func poolSpans[T float](spans []span, lo, hi T, scale T, size int) error {
 	return nil
 }
 
-// poolScratch holds one roi's bins along both axes.
-type poolScratch struct{ rows, cols []span }
-
-func newPoolScratch(o poolOp) *poolScratch {
-	return &poolScratch{rows: make([]span, o.geo.outH), cols: make([]span, o.geo.outW)}
+// poolScratch holds one roi's bins along both axes, and the column maxima of a band of rows.
+// Scratch is kept in a pool between passes, so that a step allocates only its result.
+type poolScratch[T float] struct {
+	rows, cols []span
+	colMax     []T
 }
 
+var poolScratches [2]sync.Pool // by dtype: float32, float64
+
+func getPoolScratch[T float](o poolOp) *poolScratch[T] {
+	s, ok := poolScratches[dtypeIndex[T]()].Get().(*poolScratch[T])
+	if !ok {
+		s = new(poolScratch[T])
+	}
+	if cap(s.rows) < o.geo.outH {
+		s.rows = make([]span, o.geo.outH)
+	}
+	if cap(s.cols) < o.geo.outW {
+		s.cols = make([]span, o.geo.outW)
+	}
+	if cap(s.colMax) < o.geo.width {
+		s.colMax = make([]T, o.geo.width)
+	}
+	s.rows, s.cols, s.colMax = s.rows[:o.geo.outH], s.cols[:o.geo.outW], s.colMax[:o.geo.width]
+	return s
+}
+
+func (s *poolScratch[T]) release() { poolScratches[dtypeIndex[T]()].Put(s) }
+
 // poolSpansOf fills the scratch for roi r = (batch, x1, y1, x2, y2).
-func poolSpansOf[T float](s *poolScratch, r []T, o poolOp) error {
+func poolSpansOf[T float](s *poolScratch[T], r []T, o poolOp) error {
 	scale := T(o.geo.scale)
 	if err := poolSpans(s.rows, r[2], r[4], scale, o.geo.height); err != nil {
 		return err
@@ -53,44 +76,21 @@ func poolSpansOf[T float](s *poolScratch, r []T, o poolOp) error {
 	return poolSpans(s.cols, r[1], r[3], scale, o.geo.width)
 }
 
-// argmax is the index into plane of the bin's maximum with torchvision's scan: rows, then
-// columns, a strict > so the first maximum wins, starting from -FLT_MAX (float32's largest
-// magnitude, for float64 too); NaN is never > anything, so it is passed over. It returns -1 and
-// the start value when nothing exceeds it: an empty bin (value 0) or a bin of values <= -FLT_MAX
-// or NaN (value -FLT_MAX). With wantIndex false the index is found only where the value needs
-// it: a zero maximum takes the sign of the first zero.
-//
-// It gives the one-pass scan's result (argmaxScan) in two passes without a data-dependent
-// branch per pixel, which a running maximum mispredicts: the largest value (Go's max), then the
-// first pixel equal to it (-0 == +0, as the scan's > has them equal). A NaN maximum (Go's max
-// propagates NaN) falls back to the scan.
-func argmax[T float](plane []T, width int, rows, cols span, wantIndex bool) (int, T) {
-	if rows.end <= rows.start || cols.end <= cols.start {
-		return -1, 0
-	}
-	best := T(-math.MaxFloat32)
-	for h := rows.start; h < rows.end; h++ {
-		for _, v := range plane[h*width+cols.start : h*width+cols.end] {
-			best = max(best, v)
+// columnMax sets colMax[w - start] to the maximum of plane's column w over rows (Go's max), for
+// w in [start, end): one pass over the rows, each a run of independent maxima. A bin's value
+// (torchvision's scan: rows, then columns, from -FLT_MAX, keeping a pixel when it is > the value
+// so far; 0 for an empty bin) is then the largest of its columns' maxima, found without a
+// data-dependent branch per pixel, which a running maximum mispredicts; where that is NaN (Go's
+// max propagates NaN, the scan passes over it) or 0 (the first zero's sign is the scan's), the
+// scan decides.
+func columnMax[T float](colMax, plane []T, width int, rows span, start, end int) {
+	colMax = colMax[:end-start]
+	copy(colMax, plane[rows.start*width+start:rows.start*width+end])
+	for h := rows.start + 1; h < rows.end; h++ {
+		for w, v := range plane[h*width+start : h*width+end] {
+			colMax[w] = max(colMax[w], v)
 		}
 	}
-	switch {
-	case best != best:
-		return argmaxScan(plane, width, rows, cols)
-	case best == -math.MaxFloat32:
-		return -1, best // nothing is > -FLT_MAX
-	case !wantIndex && best != 0:
-		return 0, best
-	}
-	for h := rows.start; h < rows.end; h++ {
-		row := plane[h*width+cols.start : h*width+cols.end]
-		for w, v := range row {
-			if v == best {
-				return h*width + cols.start + w, v
-			}
-		}
-	}
-	return argmaxScan(plane, width, rows, cols) // not reached: best is one of the values
 }
 
 // argmaxScan is torchvision's scan as written: one pass, strict >.
@@ -117,16 +117,20 @@ const (
 )
 
 // poolPass runs over every (roi, channel in [c0, c1), bin) of the features: with poolMax it
-// writes the maxima into out (in unused); with poolScatter it adds every upstream element in
-// (the output's shape) at its bin's argmax in out (the features' shape), skipping argmax -1:
+// writes the maxima into out; with poolScatter it adds every upstream element in (the output's
+// shape) at its bin's argmax in out (the features' shape), skipping bins without one:
 //
 //	grad[n_k, c, argmax(k, c, ph, pw)] += up[k, c, ph, pw]
 //
 // in roi order, then bin order, whatever the number of workers; with poolGather it reads in
 // (the features' shape) at every argmax into out (the output's shape), the scatter's transpose.
-func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, c0, c1 int) error {
+// The two take the argmax as the first pixel equal to the bin's output (maxima, Pool's output;
+// see locate).
+func poolPass[T float](o poolOp, mode poolMode, features, rois, maxima, in, out []T, c0, c1 int) error {
 	g := o.geo
-	s := newPoolScratch(o)
+	s := getPoolScratch[T](o)
+	defer s.release()
+	colMax := s.colMax
 	planeSize := g.height * g.width
 	bins := g.binCount()
 	for k := 0; k < g.rois; k++ {
@@ -135,26 +139,77 @@ func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, c0,
 			return fmt.Errorf("roi: %v: roi %d %v: %w", o, k, r, err)
 		}
 		n := int(r[0])
+		// the roi's columns: the bins' spans are ordered, so the first starts and the last ends them
+		colStart, colEnd := s.cols[0].start, s.cols[len(s.cols)-1].end
 		for c := c0; c < c1; c++ {
 			p := n*g.channels + c
 			plane := features[p*planeSize : (p+1)*planeSize]
 			block := (k*g.channels + c) * bins
-			for ph, rows := range s.rows {
-				for pw, cols := range s.cols {
-					i := block + ph*g.outW + pw
-					at, best := argmax(plane, g.width, rows, cols, mode != poolMax)
-					switch {
-					case mode == poolMax:
-						out[i] = best
-					case at < 0:
-					case mode == poolScatter:
-						out[p*planeSize+at] += in[i]
-					default:
-						out[i] = in[p*planeSize+at]
+			if mode != poolMax {
+				for ph, rows := range s.rows {
+					for pw, cols := range s.cols {
+						i := block + ph*g.outW + pw
+						at := locate(plane, g.width, rows, cols, maxima[i])
+						switch {
+						case at < 0:
+						case mode == poolScatter:
+							out[p*planeSize+at] += in[i]
+						default:
+							out[i] = in[p*planeSize+at]
+						}
 					}
+				}
+				continue
+			}
+			for ph, rows := range s.rows {
+				if rows.end > rows.start && colEnd > colStart {
+					columnMax(colMax, plane, g.width, rows, colStart, colEnd)
+				}
+				for pw, cols := range s.cols {
+					var best T // 0 for an empty bin
+					if rows.end > rows.start && cols.end > cols.start {
+						best = -math.MaxFloat32
+						for _, v := range colMax[cols.start-colStart : cols.end-colStart] {
+							best = max(best, v)
+						}
+						if best != best || best == 0 {
+							_, best = argmaxScan(plane, g.width, rows, cols)
+						}
+					}
+					out[block+ph*g.outW+pw] = best
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// locate is the bin's argmax given its maximum m (Pool's output for the bin): the first pixel
+// in torchvision's scan order equal to m (-0 == +0), -1 for an empty bin or m = -FLT_MAX (no
+// pixel exceeded torchvision's start). If no pixel equals m (m was not computed from these
+// features), the argmax is recomputed from the pixels.
+//
+// The bin is scanned whole, last pixel first, keeping every match, so that the first match is
+// what remains, without a data-dependent branch (an early exit at a random pixel mispredicts
+// once a bin): the comparison becomes a flag and the index an arithmetic select.
+func locate[T float](plane []T, width int, rows, cols span, m T) int {
+	if rows.end <= rows.start || cols.end <= cols.start || m == -math.MaxFloat32 {
+		return -1
+	}
+	at := -1
+	for h := rows.end - 1; h >= rows.start; h-- {
+		base := h*width + cols.start
+		row := plane[base : h*width+cols.end]
+		for w := len(row) - 1; w >= 0; w-- {
+			var match int
+			if row[w] == m {
+				match = -1
+			}
+			at += (base + w - at) & match
+		}
+	}
+	if at < 0 {
+		at, _ = argmaxScan(plane, width, rows, cols)
+	}
+	return at
 }

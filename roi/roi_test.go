@@ -140,7 +140,7 @@ func TestEmptyRoIs(t *testing.T) {
 				}
 				args := []G.Value{rois, out}
 				if _, ok := diff.(poolGradOp); ok {
-					args = []G.Value{features, rois, out}
+					args = []G.Value{features, rois, out, out}
 				}
 				grad, err := diff.Do(args...)
 				if err != nil {
@@ -224,9 +224,9 @@ func TestViews(t *testing.T) {
 			}
 		} else {
 			p := op.(poolOp)
-			wantGrad, err = poolGradOp{fwd: p}.Do(featuresCopy, roisCopy, upCopy)
+			wantGrad, err = poolGradOp{fwd: p}.Do(featuresCopy, roisCopy, want, upCopy)
 			if err == nil {
-				gotGrad, err = poolGradOp{fwd: p}.Do(featuresView, roisView, upView)
+				gotGrad, err = poolGradOp{fwd: p}.Do(featuresView, roisView, want, upView)
 			}
 		}
 		if err != nil {
@@ -266,11 +266,14 @@ func TestHashDistinguishesParameters(t *testing.T) {
 // TestDeterministicAcrossWorkers: the backward passes give the same bits with 1 and with 4
 // workers (a plane's additions come in roi order whatever the partition).
 func TestDeterministicAcrossWorkers(t *testing.T) {
-	features, rois, ones := benchInputs()
-	_ = ones
-	// a smaller slice of the workload: 64 channels, 200 rois
-	f := dense(tensor.Float32, []int{2, 64, 50, 76}, values.Float64s(features)[:2*64*50*76])
-	r := dense(tensor.Float32, []int{200, 5}, append(values.Float64s(rois)[:100*5], values.Float64s(rois)[512*5:612*5]...))
+	// a slice of the benchmark's workload: 64 channels, 100 rois per image
+	feat := make([]float64, 2*64*50*76)
+	for i := range feat {
+		feat[i] = math.Sin(float64(i) * 0.7)
+	}
+	f := dense(tensor.Float32, []int{2, 64, 50, 76}, feat)
+	all := benchRoIs()
+	r := dense(tensor.Float32, []int{200, 5}, append(all[:100*5:100*5], all[512*5:612*5]...))
 	geo := geometry{batch: 2, channels: 64, height: 50, width: 76, rois: 200, outH: 7, outW: 7, scale: 1.0 / 16}
 	up := make([]float64, 200*64*49)
 	for i := range up {
@@ -283,7 +286,11 @@ func TestDeterministicAcrossWorkers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gp, err := poolGradOp{fwd: poolOp{geo: geo}}.Do(f, r, u)
+		out, err := poolOp{geo: geo}.Do(f, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gp, err := poolGradOp{fwd: poolOp{geo: geo}}.Do(f, r, out, u)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,4 +330,83 @@ func TestSharedOpValue(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestPoolStaleOutput: Pool's diff op finds each argmax as the first pixel equal to the bin's
+// output; given an output that no pixel equals (not computed from these features), it
+// recomputes the argmax from the features and gives the right gradient.
+func TestPoolStaleOutput(t *testing.T) {
+	geo := geometry{batch: 2, channels: 2, height: 6, width: 7, rois: 6, outH: 3, outW: 2, scale: 0.5}
+	features := dense(tensor.Float64, []int{2, 2, 6, 7}, spacedFeatures(randSource(6), 168))
+	rois := dense(tensor.Float64, []int{6, 5}, gradRoIs)
+	up := make([]float64, 72)
+	for i := range up {
+		up[i] = float64(i + 1)
+	}
+	upT := dense(tensor.Float64, []int{6, 2, 3, 2}, up)
+	p := poolOp{geo: geo}
+	out, err := p.Do(features, rois)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := poolGradOp{fwd: p}.Do(features, rois, out, upT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := make([]float64, 72)
+	for i := range stale {
+		stale[i] = 1e9 // no feature is 1e9
+	}
+	got, err := poolGradOp{fwd: p}.Do(features, rois, dense(tensor.Float64, []int{6, 2, 3, 2}, stale), upT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertClose(t, "gradient from a stale output", values.Float64s(got), values.Float64s(want), 0, 0)
+	if s := values.Float64s(want); s[0] == 0 && s[len(s)-1] == 0 {
+		var sum float64
+		for _, v := range s {
+			sum += v
+		}
+		if sum == 0 {
+			t.Fatal("the reference gradient is all zero")
+		}
+	}
+}
+
+// TestGradientsAccumulate: features feeding both ops get the sum of their gradients on both
+// machines; on the LispMachine each DoDiff adds into the one buffer (overwriting would leave
+// only the last op's share).
+func TestGradientsAccumulate(t *testing.T) {
+	features := dense(tensor.Float64, []int{2, 2, 6, 7}, spacedFeatures(randSource(7), 168))
+	rois := dense(tensor.Float64, []int{6, 5}, gradRoIs)
+	up := make([]float64, 72)
+	for i := range up {
+		up[i] = math.Cos(float64(i))
+	}
+	upstream := dense(tensor.Float64, []int{6, 2, 3, 2}, up)
+	align := func(f, r *G.Node) (*G.Node, error) {
+		return Align(f, r, 3, 2, WithSpatialScale(0.5), WithSamplingRatio(2))
+	}
+	pool := func(f, r *G.Node) (*G.Node, error) { return Pool(f, r, 3, 2, WithSpatialScale(0.5)) }
+	_, ga := runOp(t, align, features, rois, upstream, false)
+	_, gp := runOp(t, pool, features, rois, upstream, false)
+	want := make([]float64, len(ga))
+	for i := range want {
+		want[i] = ga[i] + gp[i]
+	}
+	both := func(f, r *G.Node) (*G.Node, error) {
+		a, err := align(f, r)
+		if err != nil {
+			return nil, err
+		}
+		p, err := pool(f, r)
+		if err != nil {
+			return nil, err
+		}
+		return G.Add(a, p)
+	}
+	for _, lisp := range []bool{false, true} {
+		_, got := runOp(t, both, features, rois, upstream, lisp)
+		assertClose(t, map[bool]string{false: "tape", true: "lisp"}[lisp], got, want, 1e-14, 1e-14)
+	}
 }

@@ -6,13 +6,15 @@ features (2, 256, 50, 76) float32 from a normal distribution; 512 rois per image
 uniform in [16, 416] pixels, drawn with the same 64-bit LCG as bench_test.go (so both time the
 same boxes); output 7x7, spatial scale 1/16; roi_align with sampling ratio 2 and aligned=True.
 One step = forward, then backward with an upstream of ones. Prints the median of the repeats
-(after one warm-up step) per op, in ms, in `go test -bench`'s layout.
+(after one warm-up step) per op, wall time as ns/op and process CPU time as cpu-ms/op, and the
+fastest step as min-ms/op, in `go test -bench`'s layout (bench_test.go reports the same figures).
 """
 import statistics
 import sys
 import time
 
 import torch
+import torchvision
 from torchvision.ops import roi_align, roi_pool
 
 BATCH, CHANNELS, HEIGHT, WIDTH = 2, 256, 50, 76
@@ -59,13 +61,15 @@ def main():
     rois = bench_rois()
     for op in ("roi_align", "roi_pool"):
         step(op, features, rois)  # warm-up
-        times = []
+        times, cpu = [], []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             step(op, features, rois)
             times.append(time.perf_counter() - t0)
-        ms = statistics.median(times) * 1e3
-        print(f"BenchmarkTorchvision/{op}-{threads}\t{repeats}\t{ms * 1e6:.0f} ns/op\t({ms:.0f} ms, torch {torch.__version__}, {threads} threads)")
+            cpu.append(time.process_time() - c0)
+        ms, cpu_ms = statistics.median(times) * 1e3, statistics.median(cpu) * 1e3
+        print(f"BenchmarkTorchvision/{op}-{threads}\t{repeats}\t{ms * 1e6:.0f} ns/op\t{cpu_ms:.1f} cpu-ms/op"
+              f"\t{min(times) * 1e3:.1f} min-ms/op\t(torch {torch.__version__}, torchvision {torchvision.__version__})")
 
 
 if __name__ == "__main__":
