@@ -111,7 +111,7 @@ func checkInvariants(cfg Config, images []Image, tg *Targets) string {
 					in, out, tv := tg.InsideWeights[at], tg.OutsideWeights[at], tg.BBoxTargets[at]
 					if c == l && isFg {
 						d := cfg.Coder.Encode(cand[s], im.Boxes[arg])
-						if in != 1 || out != 1 || tv != (d[k]-cfg.Means[k])/cfg.Stds[k] {
+						if want := (d[k] - cfg.Means[k]) / cfg.Stds[k]; in != 1 || out != 1 || (tv != want && !(math.IsNaN(tv) && math.IsNaN(want))) {
 							return "class slot not filled with the encoded target and weights 1"
 						}
 					} else if in != 0 || out != 0 || tv != 0 {
