@@ -84,7 +84,7 @@ func goldenCases(g *golden) []struct {
 func (c *goldenCase) images() []Image {
 	ims := make([]Image, len(c.Images))
 	for b, im := range c.Images {
-		ims[b] = Image{Proposals: im.Proposals, Boxes: im.Boxes, Labels: im.Labels}
+		ims[b] = Image(im)
 	}
 	return ims
 }
