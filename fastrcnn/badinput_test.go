@@ -49,14 +49,14 @@ func TestLossBadInput(t *testing.T) {
 			_, _, _, err := Loss(G.NewMatrix(other, tensor.Float64, G.WithShape(4, 3), G.WithName("lo")), deltas, tn)
 			return err
 		}, "logits belongs to a different graph than the target nodes"},
-		{"nil rpn", func() error { _, _, err := Objective(nil, logits, deltas, tn); return err }, "rpnTotal is nil"},
-		{"rpn not scalar", func() error { _, _, err := Objective(deltas, logits, deltas, tn); return err }, "rpnTotal has shape (4, 12); want a scalar"},
+		{"nil rpn", func() error { _, _, _, err := Objective(nil, logits, deltas, tn); return err }, "rpnTotal is nil"},
+		{"rpn not scalar", func() error { _, _, _, err := Objective(deltas, logits, deltas, tn); return err }, "rpnTotal has shape (4, 12); want a scalar"},
 		{"rpn dtype", func() error {
-			_, _, err := Objective(G.NewScalar(g, tensor.Float32, G.WithName("rpn32")), logits, deltas, tn)
+			_, _, _, err := Objective(G.NewScalar(g, tensor.Float32, G.WithName("rpn32")), logits, deltas, tn)
 			return err
 		}, "rpnTotal has dtype float32, the head float64"},
 		{"rpn graph", func() error {
-			_, _, err := Objective(G.NewScalar(other, tensor.Float64, G.WithName("rpno")), logits, deltas, tn)
+			_, _, _, err := Objective(G.NewScalar(other, tensor.Float64, G.WithName("rpno")), logits, deltas, tn)
 			return err
 		}, "rpnTotal belongs to a different graph"},
 		{"nil nodes RoIs", func() error { var n *TargetNodes; _, err := n.RoIs(); return err }, "the target nodes are nil"},
@@ -68,7 +68,7 @@ func TestLossBadInput(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := Objective(rpnTotal, logits, deltas, tn); err != nil {
+	if _, _, _, err := Objective(rpnTotal, logits, deltas, tn); err != nil {
 		t.Fatalf("valid Objective: %v", err)
 	}
 }

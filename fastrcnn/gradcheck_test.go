@@ -66,7 +66,7 @@ func TestObjectiveGradcheck(t *testing.T) {
 						if err != nil {
 							return nil, err
 						}
-						total, _, err := Objective(rpnTotal, in[0], in[1], tn)
+						total, _, _, err := Objective(rpnTotal, in[0], in[1], tn)
 						return total, err
 					}
 					inputs := []gradcheck.Input{

@@ -66,29 +66,33 @@ func Loss(logits, deltas *G.Node, t *TargetNodes) (total, cls, reg *G.Node, err 
 	return total, cls, reg, nil
 }
 
-// Objective is the full Faster R-CNN training objective, total = rpnTotal + head, with head
-// the second stage's Loss (returned too). rpnTotal is the RPN's scalar objective (rpn.Loss's
-// total) in the same graph and dtype.
-func Objective(rpnTotal, logits, deltas *G.Node, t *TargetNodes) (total, head *G.Node, err error) {
+// Objective is the full Faster R-CNN training objective,
+//
+//	total = rpnTotal + cls + reg
+//
+// with cls and reg the second stage's terms (Loss), returned too. rpnTotal is the RPN's scalar
+// objective (rpn.Loss's total) in the same graph and dtype.
+func Objective(rpnTotal, logits, deltas *G.Node, t *TargetNodes) (total, cls, reg *G.Node, err error) {
 	if rpnTotal == nil {
-		return nil, nil, fmt.Errorf("fastrcnn: Objective: rpnTotal is nil")
+		return nil, nil, nil, fmt.Errorf("fastrcnn: Objective: rpnTotal is nil")
 	}
 	if !rpnTotal.IsScalar() {
-		return nil, nil, fmt.Errorf("fastrcnn: Objective: rpnTotal has shape %v; want a scalar (the RPN objective)", rpnTotal.Shape())
+		return nil, nil, nil, fmt.Errorf("fastrcnn: Objective: rpnTotal has shape %v; want a scalar (the RPN objective)", rpnTotal.Shape())
 	}
-	if head, _, _, err = Loss(logits, deltas, t); err != nil {
-		return nil, nil, err
+	head, cls, reg, err := Loss(logits, deltas, t)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	if err := sameGraph("Objective", t.Labels.Graph(), map[string]*G.Node{"rpnTotal": rpnTotal}); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if rpnTotal.Dtype() != head.Dtype() {
-		return nil, nil, fmt.Errorf("fastrcnn: Objective: rpnTotal has dtype %v, the head %v", rpnTotal.Dtype(), head.Dtype())
+		return nil, nil, nil, fmt.Errorf("fastrcnn: Objective: rpnTotal has dtype %v, the head %v", rpnTotal.Dtype(), head.Dtype())
 	}
 	if total, err = G.Add(rpnTotal, head); err != nil {
-		return nil, nil, fmt.Errorf("fastrcnn: Objective: total: %w", err)
+		return nil, nil, nil, fmt.Errorf("fastrcnn: Objective: total: %w", err)
 	}
-	return total, head, nil
+	return total, cls, reg, nil
 }
 
 // sameGraph reports a node of another graph than the targets' (constants, of no graph, pass).
