@@ -60,12 +60,14 @@ FUZZ_BOXES ?= 60000x
 FUZZ_ASSIGN ?= 25000x
 FUZZ_WINDOW ?= 20000x
 FUZZ_ROI ?= 30000x
+FUZZ_FRCNN ?= 25000x
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzKernels$$' -fuzztime $(FUZZ_KERNELS) ./op
 	$(GO) test -run '^$$' -fuzz '^FuzzBoxCoding$$' -fuzztime $(FUZZ_BOXES) ./rpn
 	$(GO) test -run '^$$' -fuzz '^FuzzAssignInvariants$$' -fuzztime $(FUZZ_ASSIGN) ./rpn
 	$(GO) test -run '^$$' -fuzz '^FuzzWindowExtreme$$' -fuzztime $(FUZZ_WINDOW) ./rpn
 	$(GO) test -run '^$$' -fuzz '^FuzzRoIOps$$' -fuzztime $(FUZZ_ROI) ./roi
+	$(GO) test -run '^$$' -fuzz '^FuzzTargetInvariants$$' -fuzztime $(FUZZ_FRCNN) ./fastrcnn
 
 # rpn's arithmetic gives the same bits in GOAMD64=v1 and v3 builds (no fused multiply-adds):
 # TestArithmeticDigest hashes IoU, box coding, anchors, assignment and the objectness loss, and

@@ -5,12 +5,24 @@ import (
 	"math/rand"
 )
 
-// Sample is one synthetic grey image (row-major, Size x Size, values around 0) and its gt boxes.
+// Sample is one synthetic grey image (row-major, Size x Size, values around 0), its gt boxes and
+// their classes (ClassRectangle or ClassEllipse).
 type Sample struct {
 	Size   int
 	Pixels []float64
 	Boxes  [][4]float64
+	Labels []int
 }
+
+// The two object classes of the scenes, as the second stage's labels (0 is background).
+const (
+	ClassRectangle = 1
+	ClassEllipse   = 2
+	numClasses     = 2
+)
+
+// classNames are the classes' names in summary.json, by label.
+var classNames = [numClasses + 1]string{"background", "rectangle", "ellipse"}
 
 // DataConfig describes the synthetic scenes.
 type DataConfig struct {
@@ -41,6 +53,7 @@ func (c DataConfig) Generate(rng *rand.Rand) Sample {
 	}
 	count := c.MinObjects + rng.Intn(c.MaxObjects-c.MinObjects+1)
 	var boxes [][4]float64
+	var labels []int
 	for attempt := 0; len(boxes) < count && attempt < 50; attempt++ {
 		side := c.MinSide + rng.Float64()*(c.MaxSide-c.MinSide)
 		aspect := math.Exp((rng.Float64()*2 - 1) * math.Log(2)) // h/w in [1/2, 2]
@@ -78,8 +91,9 @@ func (c DataConfig) Generate(rng *rand.Rand) Sample {
 			}
 		}
 		boxes = append(boxes, box)
+		labels = append(labels, map[bool]int{false: ClassRectangle, true: ClassEllipse}[ellipse])
 	}
-	return Sample{Size: n, Pixels: px, Boxes: boxes}
+	return Sample{Size: n, Pixels: px, Boxes: boxes, Labels: labels}
 }
 
 // overlapFraction is the intersection area over the smaller box's area (+1 pixel convention).

@@ -60,6 +60,7 @@ func InitParams(rng *rand.Rand, s netShape) *Params {
 type Graph struct {
 	G             *G.ExprGraph
 	X             *G.Node
+	Features      *G.Node // backbone output (B, c3, H/8, W/8), the second stage's input
 	Scores        *G.Node // (B, 2A, H/8, W/8)
 	Deltas        *G.Node // (B, 4A, H/8, W/8)
 	Learnables    G.Nodes
@@ -103,6 +104,7 @@ func BuildNet(p *Params, s netShape, batch, size int) (*Graph, error) {
 			return nil, err
 		}
 	}
+	features := h
 	if h, err = conv(h, "head", 3); err != nil {
 		return nil, err
 	}
@@ -126,7 +128,7 @@ func BuildNet(p *Params, s netShape, batch, size int) (*Graph, error) {
 	if deltas, err = addBias(deltas, "box_bias"); err != nil {
 		return nil, err
 	}
-	return &Graph{G: g, X: x, Scores: scores, Deltas: deltas, Learnables: learn, Batch: batch, Size: size,
+	return &Graph{G: g, X: x, Features: features, Scores: scores, Deltas: deltas, Learnables: learn, Batch: batch, Size: size,
 		FeatH: size / 8, FeatW: size / 8, AnchorsPerPos: s.anchors}, nil
 }
 

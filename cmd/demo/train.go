@@ -40,6 +40,10 @@ type Summary struct {
 	LossLast     float64 `json:"loss_last"`
 	RecallBefore float64 `json:"recall_before"`
 	RecallAfter  float64 `json:"recall_after"`
+	// AP50Before and AP50After are the detector's AP@0.5 per class on the held-out images
+	// (two-stage runs only).
+	AP50Before map[string]float64 `json:"ap50_before,omitempty"`
+	AP50After  map[string]float64 `json:"ap50_after,omitempty"`
 	// Diverged says training stopped at step DivergedAt on a non-finite loss or parameter; the
 	// other fields then describe the steps before it.
 	Diverged   bool `json:"diverged"`
@@ -86,10 +90,11 @@ func (e *DivergedError) Error() string {
 
 func (e *DivergedError) Unwrap() error { return e.Reason }
 
-// Metric is one training step's losses.
+// Metric is one training step's losses: Total, the RPN's Cls and Reg, and the second stage's
+// HeadCls and HeadReg (0 in RPN-only runs).
 type Metric struct {
-	Step            int
-	Total, Cls, Reg float64
+	Step                              int
+	Total, Cls, Reg, HeadCls, HeadReg float64
 }
 
 const (
@@ -104,60 +109,65 @@ func anchorsFor(size, featH, featW int) (*rpn.Anchors, error) {
 	return rpn.NewAnchors(rpn.GenerateAnchors(8, []float64{0.5, 1, 2}, []float64{2 * scale, 4 * scale, 6 * scale}), featH, featW, 8)
 }
 
-// Run trains the toy RPN and writes metrics.csv, loss.png, proposals.png and summary.json to
-// opts.Out. Progress goes to log (nil: none).
-func Run(opts Options, log io.Writer) (*Summary, []Metric, error) {
+// session is what both demos share: the data, the backbone and RPN graph for a training batch
+// with its target nodes and objective, and the held-out images.
+type session struct {
+	opts                     Options
+	cfg                      rpn.Config
+	data                     DataConfig
+	trainRng                 *rand.Rand
+	params                   *Params
+	held                     []Sample
+	net                      *Graph
+	an                       *rpn.Anchors
+	rpnNodes                 *rpn.TargetNodes
+	rpnTotal, rpnCls, rpnReg *G.Node
+}
+
+func newSession(opts Options) (*session, error) {
 	if err := opts.validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	cfg := rpn.DefaultConfig()
-	cfg.Sigma = opts.Sigma
-	cfg.Seed = opts.Seed
-	data := DefaultData(opts.ImageSize)
-	trainRng := rand.New(rand.NewSource(opts.Seed))
+	s := &session{opts: opts, cfg: rpn.DefaultConfig(), data: DefaultData(opts.ImageSize)}
+	s.cfg.Sigma = opts.Sigma
+	s.cfg.Seed = opts.Seed
+	s.trainRng = rand.New(rand.NewSource(opts.Seed))
 	heldRng := rand.New(rand.NewSource(opts.Seed + 1_000_003)) // another seed: held-out scenes
-	params := InitParams(rand.New(rand.NewSource(opts.Seed+7)), defaultNet)
+	s.params = InitParams(rand.New(rand.NewSource(opts.Seed+7)), defaultNet)
+	s.held = make([]Sample, opts.HeldOut)
+	for i := range s.held {
+		s.held[i] = s.data.Generate(heldRng)
+	}
+	var err error
+	if s.net, err = BuildNet(s.params, defaultNet, opts.Batch, opts.ImageSize); err != nil {
+		return nil, err
+	}
+	if s.an, err = anchorsFor(opts.ImageSize, s.net.FeatH, s.net.FeatW); err != nil {
+		return nil, err
+	}
+	if s.rpnNodes, err = rpn.NewTargetNodes(s.net.G, tensor.Float32, opts.Batch, s.an.A, s.an.H, s.an.W, nil); err != nil {
+		return nil, err
+	}
+	if s.rpnTotal, s.rpnCls, s.rpnReg, err = rpn.Loss(s.net.Scores, s.net.Deltas, s.rpnNodes, s.cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
-	held := make([]Sample, opts.HeldOut)
-	for i := range held {
-		held[i] = data.Generate(heldRng)
-	}
-
-	net, err := BuildNet(params, defaultNet, opts.Batch, opts.ImageSize)
-	if err != nil {
-		return nil, nil, err
-	}
-	an, err := anchorsFor(opts.ImageSize, net.FeatH, net.FeatW)
-	if err != nil {
-		return nil, nil, err
-	}
-	tn, err := rpn.NewTargetNodes(net.G, tensor.Float32, opts.Batch, an.A, an.H, an.W, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	total, cls, reg, err := rpn.Loss(net.Scores, net.Deltas, tn, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	var totalV, clsV, regV G.Value
-	G.Read(total, &totalV)
-	G.Read(cls, &clsV)
-	G.Read(reg, &regV)
-	if _, err := G.Grad(total, net.Learnables...); err != nil {
-		return nil, nil, fmt.Errorf("demo: gradients: %w", err)
-	}
-
-	before, propsBefore, err := evaluate(params, held, an, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-
+// train runs opts.Steps Adam steps on learn, whose gradients of the objective G.Grad has
+// added to the graph. Each step draws a batch, binds its RPN targets and images, calls prepare
+// (nil: none) to bind whatever else the graph reads, runs, and reads the step's Metric. A
+// non-finite loss or parameter, or gorgonia's NaN watch, stops it: it then writes what it has
+// (diverged) and returns the DivergedError.
+func (s *session) train(learn G.Nodes, prepare func(step int, seed int64, batch []Sample) error, metric func(step int) Metric,
+	log io.Writer) (*Summary, []Metric, float64, error) {
+	opts := s.opts
 	// The NaN watch stops a run whose values went NaN with an error, before gorgonia's backward
 	// ops index with them (maxPoolDiffOp panics on a NaN activation).
-	m := G.NewTapeMachine(net.G, G.BindDualValues(net.Learnables...), G.WithNaNWatch())
+	m := G.NewTapeMachine(s.net.G, G.BindDualValues(learn...), G.WithNaNWatch())
 	defer m.Close()
 	solver := G.NewAdamSolver(G.WithLearnRate(opts.LR))
 	var bar *progress
@@ -170,66 +180,106 @@ func Run(opts Options, log io.Writer) (*Summary, []Metric, error) {
 		batch := make([]Sample, opts.Batch)
 		images := make([]rpn.Image, opts.Batch)
 		for i := range batch {
-			batch[i] = data.Generate(trainRng)
+			batch[i] = s.data.Generate(s.trainRng)
 			images[i] = rpn.Image{Height: float64(opts.ImageSize), Width: float64(opts.ImageSize), Boxes: batch[i].Boxes}
 		}
-		cfg.Seed = opts.Seed + int64(step)*int64(opts.Batch)
-		tg, err := rpn.AssignTargets(cfg, an, images)
+		s.cfg.Seed = opts.Seed + int64(step)*int64(opts.Batch)
+		tg, err := rpn.AssignTargets(s.cfg, s.an, images)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
-		if err := tn.Set(tg); err != nil {
-			return nil, nil, err
+		if err := s.rpnNodes.Set(tg); err != nil {
+			return nil, nil, 0, err
 		}
-		if err := G.Let(net.X, imagesTensor(batch)); err != nil {
-			return nil, nil, err
+		if prepare != nil {
+			if err := prepare(step, s.cfg.Seed, batch); err != nil {
+				return nil, nil, 0, err
+			}
+		}
+		if err := G.Let(s.net.X, imagesTensor(batch)); err != nil {
+			return nil, nil, 0, err
 		}
 		if err := m.RunAll(); err != nil {
 			if strings.Contains(err.Error(), "NaN found") {
-				return diverged(opts, metrics, &DivergedError{Step: step, What: "a value became NaN", LR: opts.LR, Reason: err})
+				sum, ms, err := diverged(opts, metrics, &DivergedError{Step: step, What: "a value became NaN", LR: opts.LR, Reason: err})
+				return sum, ms, 0, err
 			}
-			return nil, nil, fmt.Errorf("demo: step %d: %w", step, err)
+			return nil, nil, 0, fmt.Errorf("demo: step %d: %w", step, err)
 		}
-		mt := Metric{Step: step, Total: scalar(totalV), Cls: scalar(clsV), Reg: scalar(regV)}
+		mt := metric(step)
 		if !finite(mt.Total) {
-			return diverged(opts, metrics, &DivergedError{Step: step, What: fmt.Sprintf("the loss is %v", mt.Total), LR: opts.LR})
+			sum, ms, err := diverged(opts, metrics, &DivergedError{Step: step, What: fmt.Sprintf("the loss is %v", mt.Total), LR: opts.LR})
+			return sum, ms, 0, err
 		}
-		if err := solver.Step(G.NodesToValueGrads(net.Learnables)); err != nil {
-			return nil, nil, fmt.Errorf("demo: step %d: solver: %w", step, err)
+		if err := solver.Step(G.NodesToValueGrads(learn)); err != nil {
+			return nil, nil, 0, fmt.Errorf("demo: step %d: solver: %w", step, err)
 		}
 		metrics = append(metrics, mt)
-		if name, ok := finiteParams(net.Learnables); !ok {
-			return diverged(opts, metrics, &DivergedError{Step: step, What: "the update made parameter " + name + " non-finite", LR: opts.LR})
+		if name, ok := finiteParams(learn); !ok {
+			sum, ms, err := diverged(opts, metrics, &DivergedError{Step: step, What: "the update made parameter " + name + " non-finite", LR: opts.LR})
+			return sum, ms, 0, err
 		}
 		m.Reset()
-		bar.update(step, mt.Total, mt.Cls, mt.Reg)
+		bar.update(step, mt.Total, mt.Cls+mt.HeadCls, mt.Reg+mt.HeadReg)
 	}
-	seconds := time.Since(start).Seconds()
+	return nil, metrics, time.Since(start).Seconds(), nil
+}
 
-	after, propsAfter, err := evaluate(params, held, an, opts)
-	if err != nil {
-		return nil, nil, err
+// finish completes sum (steps, time, losses of the first and last steps) and writes
+// metrics.csv, loss.png, proposals.png (four held-out images, proposals before and after) and
+// summary.json.
+func (s *session) finish(sum *Summary, metrics []Metric, seconds float64, propsBefore, propsAfter [][]Proposal) error {
+	k := min(10, max(1, s.opts.Steps/10))
+	sum.Steps, sum.Seconds = s.opts.Steps, seconds
+	sum.LossFirst, sum.LossLast = meanTotal(metrics[:k]), meanTotal(metrics[len(metrics)-k:])
+	if err := writeCSV(filepath.Join(s.opts.Out, "metrics.csv"), metrics); err != nil {
+		return err
 	}
-	k := min(10, max(1, opts.Steps/10))
-	sum := &Summary{Steps: opts.Steps, Seconds: seconds,
-		LossFirst: meanTotal(metrics[:k]), LossLast: meanTotal(metrics[len(metrics)-k:]),
-		RecallBefore: before, RecallAfter: after}
-
-	if err := writeCSV(filepath.Join(opts.Out, "metrics.csv"), metrics); err != nil {
-		return nil, nil, err
+	if err := plotLosses(filepath.Join(s.opts.Out, "loss.png"), metrics); err != nil {
+		return err
 	}
-	if err := plotLosses(filepath.Join(opts.Out, "loss.png"), metrics); err != nil {
-		return nil, nil, err
-	}
-	n := min(4, len(held))
-	if err := drawProposals(filepath.Join(opts.Out, "proposals.png"), held[:n], propsBefore[:n], propsAfter[:n], 10); err != nil {
-		return nil, nil, err
+	n := min(4, len(s.held))
+	if err := drawProposals(filepath.Join(s.opts.Out, "proposals.png"), s.held[:n], propsBefore[:n], propsAfter[:n], 10); err != nil {
+		return err
 	}
 	b, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.opts.Out, "summary.json"), append(b, '\n'), 0o644)
+}
+
+// Run trains the toy RPN alone and writes metrics.csv, loss.png, proposals.png and
+// summary.json to opts.Out. Progress goes to log (nil: none).
+func Run(opts Options, log io.Writer) (*Summary, []Metric, error) {
+	s, err := newSession(opts)
+	if err != nil {
 		return nil, nil, err
 	}
-	if err := os.WriteFile(filepath.Join(opts.Out, "summary.json"), append(b, '\n'), 0o644); err != nil {
+	var totalV, clsV, regV G.Value
+	G.Read(s.rpnTotal, &totalV)
+	G.Read(s.rpnCls, &clsV)
+	G.Read(s.rpnReg, &regV)
+	if _, err := G.Grad(s.rpnTotal, s.net.Learnables...); err != nil {
+		return nil, nil, fmt.Errorf("demo: gradients: %w", err)
+	}
+	before, propsBefore, err := evaluate(s.params, s.held, s.an, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	metric := func(step int) Metric {
+		return Metric{Step: step, Total: scalar(totalV), Cls: scalar(clsV), Reg: scalar(regV)}
+	}
+	sum, metrics, seconds, err := s.train(s.net.Learnables, nil, metric, log)
+	if err != nil {
+		return sum, metrics, err
+	}
+	after, propsAfter, err := evaluate(s.params, s.held, s.an, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	sum = &Summary{RecallBefore: before, RecallAfter: after}
+	if err := s.finish(sum, metrics, seconds, propsBefore, propsAfter); err != nil {
 		return nil, nil, err
 	}
 	return sum, metrics, nil
@@ -334,9 +384,9 @@ func writeCSV(path string, metrics []Metric) error {
 		return err
 	}
 	w := csv.NewWriter(f)
-	_ = w.Write([]string{"step", "total", "cls", "reg"})
+	_ = w.Write([]string{"step", "total", "cls", "reg", "head_cls", "head_reg"})
 	for _, m := range metrics {
-		_ = w.Write([]string{strconv.Itoa(m.Step), fmtF(m.Total), fmtF(m.Cls), fmtF(m.Reg)})
+		_ = w.Write([]string{strconv.Itoa(m.Step), fmtF(m.Total), fmtF(m.Cls), fmtF(m.Reg), fmtF(m.HeadCls), fmtF(m.HeadReg)})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
