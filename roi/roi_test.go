@@ -163,7 +163,9 @@ func TestEmptyRoIs(t *testing.T) {
 	// array.Uintptr, before any roi op runs.)
 	g := G.NewGraph()
 	f := node(g, "features", dense(tensor.Float64, []int{1, 2, 4, 5}, make([]float64, 40)))
-	empty := func(shape ...int) *tensor.Dense { return tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(shape...)) }
+	empty := func(shape ...int) *tensor.Dense {
+		return tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(shape...))
+	}
 	r := G.NewMatrix(g, tensor.Float64, G.WithShape(0, 5), G.WithName("rois"), G.WithValue(empty(0, 5)))
 	up := G.NewTensor(g, tensor.Float64, 4, G.WithShape(0, 2, 7, 7), G.WithName("up"), G.WithValue(empty(0, 2, 7, 7)))
 	align := G.Must(Align(f, r, 7, 7))
