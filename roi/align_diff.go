@@ -5,6 +5,7 @@ import (
 	"hash"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/opkit"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -73,7 +74,7 @@ func (d alignDiffOp) CallsExtern() bool     { return false }
 func (d alignDiffOp) OverwritesInput() int  { return -1 }
 func (d alignDiffOp) String() string        { return "RoIAlignDiff{" + d.fwd.describe() + "}" }
 func (d alignDiffOp) WriteHash(h hash.Hash) { fmt.Fprint(h, d.String()) }
-func (d alignDiffOp) Hashcode() uint32      { return hashOf(d) }
+func (d alignDiffOp) Hashcode() uint32      { return opkit.Hash(d) }
 
 // Do returns A^T up in a new zero tensor of the features' shape.
 func (d alignDiffOp) Do(vals ...G.Value) (G.Value, error) {

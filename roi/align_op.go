@@ -5,6 +5,7 @@ import (
 	"hash"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/opkit"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -74,7 +75,7 @@ func (o alignOp) describe() string {
 
 func (o alignOp) String() string        { return "RoIAlign{" + o.describe() + "}" }
 func (o alignOp) WriteHash(h hash.Hash) { fmt.Fprint(h, o.String()) }
-func (o alignOp) Hashcode() uint32      { return hashOf(o) }
+func (o alignOp) Hashcode() uint32      { return opkit.Hash(o) }
 
 // Do runs the forward pass: inputs features, rois.
 func (o alignOp) Do(vals ...G.Value) (G.Value, error) {

@@ -2,14 +2,13 @@ package roi
 
 import (
 	"fmt"
-	"hash"
-	"hash/fnv"
 	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/opkit"
 	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -52,8 +51,8 @@ func newGeometry(features, rois *G.Node, c *config) (geometry, error) {
 	if rois == nil {
 		return g, fmt.Errorf("roi: rois is nil")
 	}
-	if rois.Graph() != features.Graph() {
-		return g, fmt.Errorf("roi: rois belongs to a different graph than features")
+	if err := opkit.OneGraph([]string{"features", "rois"}, features, rois); err != nil {
+		return g, fmt.Errorf("roi: %w", err)
 	}
 	dt := features.Dtype()
 	if dt != tensor.Float64 && dt != tensor.Float32 {
@@ -88,34 +87,14 @@ func newGeometry(features, rois *G.Node, c *config) (geometry, error) {
 // tensorType is a tensor of rank dims whose dtype is the ops' single type variable.
 func tensorType(dims int) hm.Type { return G.TensorType{Dims: dims, Of: hm.TypeVariable('a')} }
 
-func hashOf(o interface{ WriteHash(hash.Hash) }) uint32 {
-	h := fnv.New32a()
-	o.WriteHash(h)
-	return h.Sum32()
-}
-
-// denseInput reads the run-time value of the named input: a float tensor of the given shape and
-// dtype (dt == tensor.Dtype{} accepts either float dtype), contiguous (views are copied by
-// values.Contiguous).
+// denseInput reads the run-time value of the named input through opkit.DenseInput (shape,
+// dtype, views read through a contiguous copy), with roi's prefix on errors.
 func denseInput(op fmt.Stringer, name string, v G.Value, shape tensor.Shape, dt tensor.Dtype) (*tensor.Dense, error) {
-	d, ok := v.(*tensor.Dense)
-	if !ok {
-		return nil, fmt.Errorf("roi: %v: %s is %T with shape %v, want a *tensor.Dense of shape %v", op, name, v, values.ShapeOf(v), shape)
-	}
-	if !d.Shape().Eq(shape) {
-		return nil, fmt.Errorf("roi: %v: %s has shape %v, want %v", op, name, d.Shape(), shape)
-	}
-	if d.Dtype() != tensor.Float64 && d.Dtype() != tensor.Float32 {
-		return nil, fmt.Errorf("roi: %v: %s has dtype %v, want float32 or float64", op, name, d.Dtype())
-	}
-	if dt != (tensor.Dtype{}) && d.Dtype() != dt {
-		return nil, fmt.Errorf("roi: %v: %s has dtype %v, want %v", op, name, d.Dtype(), dt)
-	}
-	c, err := values.Contiguous(d)
+	d, err := opkit.DenseInput(op, name, v, shape, dt)
 	if err != nil {
-		return nil, fmt.Errorf("roi: %v: %s: %w", op, name, err)
+		return nil, fmt.Errorf("roi: %w", err)
 	}
-	return c, nil
+	return d, nil
 }
 
 // data is the backing slice of a contiguous tensor, nil when it is empty (tensor's Data panics

@@ -5,6 +5,7 @@ import (
 	"hash"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/opkit"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -101,7 +102,7 @@ func (d poolGradOp) String() string {
 	return fmt.Sprintf("RoIPoolDiff{%v}", d.fwd.geo)
 }
 func (d poolGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, d.String()) }
-func (d poolGradOp) Hashcode() uint32      { return hashOf(d) }
+func (d poolGradOp) Hashcode() uint32      { return opkit.Hash(d) }
 
 func (d poolGradOp) Do(vals ...G.Value) (G.Value, error) {
 	if len(vals) != d.Arity() {

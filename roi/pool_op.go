@@ -5,6 +5,7 @@ import (
 	"hash"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/opkit"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -60,7 +61,7 @@ func (o poolOp) CallsExtern() bool     { return false }
 func (o poolOp) OverwritesInput() int  { return -1 }
 func (o poolOp) String() string        { return fmt.Sprintf("RoIPool{%v}", o.geo) }
 func (o poolOp) WriteHash(h hash.Hash) { fmt.Fprint(h, o.String()) }
-func (o poolOp) Hashcode() uint32      { return hashOf(o) }
+func (o poolOp) Hashcode() uint32      { return opkit.Hash(o) }
 
 // work estimates the inner steps of one pass (a few pixels per bin).
 func (o poolOp) work() int { return o.geo.rois * o.geo.channels * o.geo.binCount() * 4 }
