@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/detlab/smoothl1/internal/testkit"
 	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -17,32 +18,15 @@ func dense(dt tensor.Dtype, shape []int, data []float64) *tensor.Dense {
 	return values.Dense(dt, shape, data)
 }
 
-func node(g *G.ExprGraph, name string, v *tensor.Dense) *G.Node {
-	return G.NewTensor(g, v.Dtype(), v.Dims(), G.WithShape(v.Shape().Clone()...), G.WithValue(v), G.WithName(name))
-}
+func node(g *G.ExprGraph, name string, v *tensor.Dense) *G.Node { return testkit.Node(g, name, v) }
 
 func float64s(v G.Value) []float64 { return values.Float64s(v) }
 
-func closeTo(a, b, abs, rel float64) bool {
-	if a == b {
-		return true // also equal infinities
-	}
-	if math.IsNaN(a) || math.IsNaN(b) {
-		return math.IsNaN(a) && math.IsNaN(b)
-	}
-	return math.Abs(a-b) <= abs+rel*math.Abs(b)
-}
+func closeTo(a, b, abs, rel float64) bool { return testkit.CloseTo(a, b, abs, rel) }
 
 func assertClose(t *testing.T, what string, got, want []float64, abs, rel float64) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
-	}
-	for i := range got {
-		if !closeTo(got[i], want[i], abs, rel) {
-			t.Fatalf("%s[%d] = %.17g, want %.17g (|diff| %.3g)", what, i, got[i], want[i], math.Abs(got[i]-want[i]))
-		}
-	}
+	testkit.AssertClose(t, what, got, want, abs, rel)
 }
 
 // residualsAwayFromKinks returns pred, target and inside weights such that every
