@@ -8,7 +8,14 @@ import "math/rand"
 // excess (without replacement, drawn from rng) to -1. It returns the kept counts. indices is
 // scratch (reused, returned).
 func Sample(labels []int8, perImage int, fgFraction float64, rng *rand.Rand, indices []int) (pos, neg int, scratch []int) {
-	pos, indices = disableExcess(labels, 1, int(fgFraction*float64(perImage)), rng, indices)
+	return SampleBudget(labels, int(fgFraction*float64(perImage)), perImage, rng, indices)
+}
+
+// SampleBudget is Sample with the positive budget given: at most maxPos positives (py-faster-rcnn's
+// second stage rounds FG_FRACTION * BATCH_SIZE, torchvision truncates) and perImage - #kept
+// positives negatives.
+func SampleBudget(labels []int8, maxPos, perImage int, rng *rand.Rand, indices []int) (pos, neg int, scratch []int) {
+	pos, indices = disableExcess(labels, 1, maxPos, rng, indices)
 	neg, indices = disableExcess(labels, 0, perImage-pos, rng, indices)
 	return pos, neg, indices
 }

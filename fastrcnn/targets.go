@@ -102,47 +102,48 @@ func checkImage(cfg Config, b int, im Image) error {
 	return nil
 }
 
-// sampleImage appends image b's sampled rows to t.
+// sampleImage appends image b's sampled rows to t. Matching and sampling are box's, shared with
+// the RPN: box.Matcher with High = FgIoU and Low = BgIoUHigh labels foreground (1), background
+// (0) and neither (-1); background below BgIoULow becomes neither; box.SampleBudget keeps at most
+// maxFg foreground and BatchSize - #foreground background rows.
 func sampleImage(cfg Config, b int, im Image, t *Targets) {
 	cand := make([][4]float64, 0, len(im.Proposals)+len(im.Boxes))
 	cand = append(append(cand, im.Proposals...), im.Boxes...)
 	n := len(cand)
-	best := make([]float64, n)
-	match := make([]int, n)
-	labels := make([]int, n) // class, 0 background, -1 neither
-	gtAreas := make([]float64, len(im.Boxes))
-	for j, g := range im.Boxes {
-		gtAreas[j] = box.Area(g, cfg.Coder.PlusOne)
+	var m box.Matches
+	box.Matcher{High: cfg.FgIoU, Low: cfg.BgIoUHigh, PlusOne: cfg.Coder.PlusOne}.Match(cand, nil, nil, im.Boxes, nil, &m)
+	kind := m.Labels // 1 foreground, 0 background, -1 neither; sampling turns the excess to -1
+	for i := range kind {
+		if kind[i] == 0 && !(m.MaxIoU[i] >= cfg.BgIoULow) {
+			kind[i] = -1 // below the background band (py-faster-rcnn's BG_THRESH_LO)
+		}
 	}
 	var fg, bg []int
-	for i, c := range cand {
-		match[i] = -1
-		if len(im.Boxes) > 0 {
-			area := box.Area(c, cfg.Coder.PlusOne)
-			for j, g := range im.Boxes {
-				// first maximum wins (numpy's and torch's argmax on distinct values); a NaN IoU
-				// (overflowing coordinates) never replaces
-				if v := box.IoUWithAreas(c, g, area, gtAreas[j], cfg.Coder.PlusOne); j == 0 || v > best[i] {
-					best[i], match[i] = v, j
-				}
-			}
-		}
-		switch v := best[i]; {
-		case v >= cfg.FgIoU:
-			labels[i] = im.Labels[match[i]]
+	for i, k := range kind {
+		switch k {
+		case 1:
 			fg = append(fg, i)
-		case v >= cfg.BgIoULow && v < cfg.BgIoUHigh:
-			labels[i] = 0
+		case 0:
 			bg = append(bg, i)
-		default:
-			labels[i] = -1
 		}
 	}
 	rng := rand.New(rand.NewSource(cfg.Seed + int64(b)))
-	keep := make([]bool, n)
-	numFg := keepRandom(fg, cfg.maxFg(), keep, rng)
-	numBg := keepRandom(bg, cfg.BatchSize-numFg, keep, rng)
+	numFg, numBg, _ := box.SampleBudget(kind, cfg.maxFg(), cfg.BatchSize, rng, nil)
 	t.NumFg[b], t.NumBg[b] = numFg, numBg
+	keep := make([]bool, n)
+	labels := make([]int, n) // class, 0 background
+	match := make([]int, n)
+	for i, k := range kind {
+		keep[i] = k >= 0
+		match[i] = -1
+		if len(im.Boxes) > 0 {
+			match[i] = int(m.Matched[i])
+		}
+		if k == 1 {
+			labels[i] = im.Labels[match[i]]
+		}
+	}
+	best := m.MaxIoU
 
 	var order []int
 	switch cfg.Order {
@@ -183,25 +184,4 @@ func sampleImage(cfg Config, b int, im Image, t *Targets) {
 			}
 		}
 	}
-}
-
-// keepRandom marks at most limit of the candidates in idx as kept, dropping the excess
-// uniformly at random (a partial Fisher-Yates shuffle of a copy, as rpn's sampler), and
-// returns how many it kept. idx is not modified.
-func keepRandom(idx []int, limit int, keep []bool, rng *rand.Rand) int {
-	limit = max(limit, 0)
-	for _, i := range idx {
-		keep[i] = true
-	}
-	excess := len(idx) - limit
-	if excess <= 0 {
-		return len(idx)
-	}
-	perm := append([]int(nil), idx...)
-	for k := 0; k < excess; k++ {
-		j := k + rng.Intn(len(perm)-k)
-		perm[k], perm[j] = perm[j], perm[k]
-		keep[perm[k]] = false
-	}
-	return limit
 }
