@@ -135,7 +135,8 @@ func suppress(boxes [][4]float64, order []int, thresh float64, maxKeep int, plus
 			if bk.maxW < lo || bk.minW > hi {
 				continue
 			}
-			dx, dy := slack*max(w, bk.maxW)+1e-9, slack*max(h, bk.maxH)+1e-9
+			// products rounded on their own (no FMA): the same windows on GOAMD64=v1 and v3
+			dx, dy := float64(slack*max(w, bk.maxW))+1e-9, float64(slack*max(h, bk.maxH))+1e-9
 			xs, ys, pos := bk.x1, bk.y1, bk.pos
 			end := b[0] + dx
 			dead := 0
