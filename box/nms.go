@@ -1,7 +1,6 @@
 package box
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -60,12 +59,17 @@ func BatchedNMS(boxes [][4]float64, scores []float64, groups []int, thresh float
 	return keep, nil
 }
 
-// higherFirst orders indices by decreasing score, ties by increasing index.
+// higherFirst orders indices by decreasing score, ties by increasing index. Scores are not NaN
+// (byScore drops them), so plain comparisons suffice (cmp.Compare's NaN handling costs).
 func higherFirst(scores []float64, a, b int) int {
-	if c := cmp.Compare(scores[b], scores[a]); c != 0 {
-		return c
+	sa, sb := scores[a], scores[b]
+	switch {
+	case sa > sb:
+		return -1
+	case sa < sb:
+		return 1
 	}
-	return cmp.Compare(a, b)
+	return a - b
 }
 
 // byScore returns the indices of the non-NaN scores, best first, ties by lower index. order is
@@ -204,11 +208,15 @@ func newWidthBuckets(sorted [][4]float64, o float64) []*widthBucket {
 		bk.minW, bk.maxW, bk.maxH = min(bk.minW, w), max(bk.maxW, w), max(bk.maxH, h)
 	}
 	for _, bk := range list {
-		slices.SortFunc(bk.pos, func(a, b int32) int {
-			if c := cmp.Compare(sorted[a][0], sorted[b][0]); c != 0 {
-				return c
+		slices.SortFunc(bk.pos, func(a, b int32) int { // by x1 (finite here), ties by position
+			xa, xb := sorted[a][0], sorted[b][0]
+			switch {
+			case xa < xb:
+				return -1
+			case xa > xb:
+				return 1
 			}
-			return cmp.Compare(a, b)
+			return int(a - b)
 		})
 		bk.x1, bk.y1 = make([]float64, len(bk.pos)), make([]float64, len(bk.pos))
 		for k, p := range bk.pos {
