@@ -143,8 +143,9 @@ func suppress(boxes [][4]float64, order []int, thresh float64, maxKeep int, plus
 			dx, dy := float64(slack*max(w, bk.maxW))+1e-9, float64(slack*max(h, bk.maxH))+1e-9
 			xs, ys, pos := bk.x1, bk.y1, bk.pos
 			end := b[0] + dx
-			dead := 0
-			for k := sort.SearchFloat64s(xs, b[0]-dx); k < len(xs) && xs[k] <= end; k++ {
+			dead, start := 0, sort.SearchFloat64s(xs, b[0]-dx)
+			k := start
+			for ; k < len(xs) && xs[k] <= end; k++ {
 				q := int(pos[k])
 				if q <= p || suppressed[q] {
 					dead++
@@ -157,7 +158,7 @@ func suppress(boxes [][4]float64, order []int, thresh float64, maxKeep int, plus
 					suppressed[q] = true
 				}
 			}
-			if dead > len(xs)/8 {
+			if dead > 32 && 2*dead > k-start {
 				bk.compact(p, suppressed) // drop visited and suppressed boxes: later scans are shorter
 			}
 		}
