@@ -1,7 +1,6 @@
 package box
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -60,12 +59,17 @@ func BatchedNMS(boxes [][4]float64, scores []float64, groups []int, thresh float
 	return keep, nil
 }
 
-// higherFirst orders indices by decreasing score, ties by increasing index.
+// higherFirst orders indices by decreasing score, ties by increasing index. Scores are not NaN
+// (byScore drops them), so plain comparisons suffice (cmp.Compare's NaN handling costs).
 func higherFirst(scores []float64, a, b int) int {
-	if c := cmp.Compare(scores[b], scores[a]); c != 0 {
-		return c
+	sa, sb := scores[a], scores[b]
+	switch {
+	case sa > sb:
+		return -1
+	case sa < sb:
+		return 1
 	}
-	return cmp.Compare(a, b)
+	return a - b
 }
 
 // byScore returns the indices of the non-NaN scores, best first, ties by lower index. order is
@@ -135,11 +139,13 @@ func suppress(boxes [][4]float64, order []int, thresh float64, maxKeep int, plus
 			if bk.maxW < lo || bk.minW > hi {
 				continue
 			}
-			dx, dy := slack*max(w, bk.maxW)+1e-9, slack*max(h, bk.maxH)+1e-9
+			// products rounded on their own (no FMA): the same windows on GOAMD64=v1 and v3
+			dx, dy := float64(slack*max(w, bk.maxW))+1e-9, float64(slack*max(h, bk.maxH))+1e-9
 			xs, ys, pos := bk.x1, bk.y1, bk.pos
 			end := b[0] + dx
-			dead := 0
-			for k := sort.SearchFloat64s(xs, b[0]-dx); k < len(xs) && xs[k] <= end; k++ {
+			dead, start := 0, sort.SearchFloat64s(xs, b[0]-dx)
+			k := start
+			for ; k < len(xs) && xs[k] <= end; k++ {
 				q := int(pos[k])
 				if q <= p || suppressed[q] {
 					dead++
@@ -152,7 +158,7 @@ func suppress(boxes [][4]float64, order []int, thresh float64, maxKeep int, plus
 					suppressed[q] = true
 				}
 			}
-			if dead > len(xs)/8 {
+			if dead > 32 && 2*dead > k-start {
 				bk.compact(p, suppressed) // drop visited and suppressed boxes: later scans are shorter
 			}
 		}
@@ -203,11 +209,15 @@ func newWidthBuckets(sorted [][4]float64, o float64) []*widthBucket {
 		bk.minW, bk.maxW, bk.maxH = min(bk.minW, w), max(bk.maxW, w), max(bk.maxH, h)
 	}
 	for _, bk := range list {
-		slices.SortFunc(bk.pos, func(a, b int32) int {
-			if c := cmp.Compare(sorted[a][0], sorted[b][0]); c != 0 {
-				return c
+		slices.SortFunc(bk.pos, func(a, b int32) int { // by x1 (finite here), ties by position
+			xa, xb := sorted[a][0], sorted[b][0]
+			switch {
+			case xa < xb:
+				return -1
+			case xa > xb:
+				return 1
 			}
-			return cmp.Compare(a, b)
+			return int(a - b)
 		})
 		bk.x1, bk.y1 = make([]float64, len(bk.pos)), make([]float64, len(bk.pos))
 		for k, p := range bk.pos {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/detlab/smoothl1/internal/gradcheck"
 	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -199,5 +200,72 @@ func TestTorchvisionLevelsUneven(t *testing.T) {
 	for l := range levels {
 		sameBits(t, fmt.Sprint("level ", l, " labels"), a[l].Labels, b[l].Labels)
 		sameBits(t, fmt.Sprint("level ", l, " targets"), a[l].BBoxTargets, b[l].BBoxTargets)
+	}
+}
+
+// TestLossLevelsGradcheck: LossLevels over two levels (2x2 and 1x1 maps, two anchors each, two
+// images) against central finite differences w.r.t. both levels' scores and deltas, both
+// configs' heads (torchvision with Lambda 2, detectron2's L1), both dtypes, both machines.
+// Deltas are kept 0.05 away from the smooth L1 kinks.
+func TestLossLevelsGradcheck(t *testing.T) {
+	rng := rand.New(rand.NewSource(84))
+	levels, err := TorchvisionLevels(32, 32, [][2]int{{2, 2}, {1, 1}}, []float64{16, 32}, []float64{0.5, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := []Image{
+		{Height: 32, Width: 32, Boxes: [][4]float64{{4, 6, 20, 22}, {0, 0, 14, 30}}},
+		{Height: 32, Width: 32, Boxes: [][4]float64{{10, 2, 30, 18}}},
+	}
+	tv := TorchvisionConfig()
+	tv.Lambda = 2
+	for _, cfg := range []Config{tv, Detectron2Config()} {
+		ts, err := AssignTargetsLevels(cfg, levels, images)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inputs []gradcheck.Input
+		for l, tg := range ts {
+			_, scores, _ := randomOutputs(rng, cfg, tg)
+			deltas := make([]float64, len(tg.BBoxTargets))
+			for i := range deltas {
+				for {
+					deltas[i] = tg.BBoxTargets[i] + rng.NormFloat64()*0.4
+					r := math.Abs(deltas[i] - tg.BBoxTargets[i])
+					if r > 0.05 && math.Abs(r-cfg.Beta) > 0.05 {
+						break
+					}
+				}
+			}
+			inputs = append(inputs,
+				gradcheck.Input{Name: fmt.Sprint("scores", l), Value: values.Dense(tensor.Float64, tensor.Shape{tg.B, tg.A, tg.H, tg.W}, scores), Wrt: true},
+				gradcheck.Input{Name: fmt.Sprint("deltas", l), Value: values.Dense(tensor.Float64, tensor.Shape{tg.B, 4 * tg.A, tg.H, tg.W}, deltas), Wrt: true})
+		}
+		for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+			for _, machine := range []gradcheck.Machine{gradcheck.Tape, gradcheck.Lisp} {
+				t.Run(fmt.Sprintf("%v/%v/%v", cfg.Normalisation, dt, machine), func(t *testing.T) {
+					in := make([]gradcheck.Input, len(inputs))
+					for i, x := range inputs {
+						in[i] = gradcheck.Input{Name: x.Name, Value: values.Dense(dt, x.Value.Shape(), values.Float64s(x.Value)), Wrt: true}
+					}
+					build := func(g *G.ExprGraph, nodes []*G.Node) (*G.Node, error) {
+						var s, d []*G.Node
+						var tns []*TargetNodes
+						for l, tg := range ts {
+							tn, err := NewTargetNodes(g, dt, tg.B, tg.A, tg.H, tg.W, tg)
+							if err != nil {
+								return nil, err
+							}
+							s, d, tns = append(s, nodes[2*l]), append(d, nodes[2*l+1]), append(tns, tn)
+						}
+						total, _, _, err := LossLevels(s, d, tns, cfg)
+						return total, err
+					}
+					if err := gradcheck.Graph(build, in, gradcheck.Options{Machine: machine}); err != nil {
+						t.Fatal(err)
+					}
+				})
+			}
+		}
 	}
 }

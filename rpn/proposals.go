@@ -164,9 +164,10 @@ func Proposals(cfg ProposalConfig, levels []*Anchors, objectness, deltas []G.Val
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var s proposalScratch
+			s := scratchPool.Get().(*proposalScratch)
+			defer scratchPool.Put(s)
 			for b := range next {
-				out[b] = proposeImage(cfg, in, b, images[b], &s)
+				out[b] = proposeImage(cfg, in, b, images[b], s)
 			}
 		}()
 	}
@@ -222,6 +223,10 @@ func readValue(v G.Value, want tensor.Shape, name, form string) (floatValues, er
 	}
 	return floatValues{}, fmt.Errorf("rpn: Proposals: %s has dtype %v; want float32 or float64", name, d.Dtype())
 }
+
+// scratchPool keeps workers' buffers between calls (a level's logits and indices are a few MB at
+// FPN scale).
+var scratchPool = sync.Pool{New: func() any { return new(proposalScratch) }}
 
 // proposalScratch is one worker's reusable buffers.
 type proposalScratch struct {
@@ -377,13 +382,6 @@ func selectTop(keys []float64, index []int32, k int) []int32 {
 	if k <= 0 || k >= n {
 		return index
 	}
-	better := func(i, j int) bool { // entry i before entry j
-		return keys[i] > keys[j] || (keys[i] == keys[j] && index[i] < index[j])
-	}
-	swap := func(i, j int) {
-		keys[i], keys[j] = keys[j], keys[i]
-		index[i], index[j] = index[j], index[i]
-	}
 	lo, hi := 0, n-1
 	state := uint64(0x9E3779B97F4A7C15)
 	for lo < hi {
@@ -391,15 +389,20 @@ func selectTop(keys []float64, index []int32, k int) []int32 {
 		state ^= state >> 7
 		state ^= state << 17
 		p := lo + int(state%uint64(hi-lo+1))
-		swap(p, hi)
+		keys[p], keys[hi] = keys[hi], keys[p]
+		index[p], index[hi] = index[hi], index[p]
+		pk, pi := keys[hi], index[hi]
 		store := lo
 		for i := lo; i < hi; i++ {
-			if better(i, hi) {
-				swap(i, store)
+			// entry i goes before the pivot: a larger key, or an equal key and a lower index
+			if ki := keys[i]; ki > pk || (ki == pk && index[i] < pi) {
+				keys[i], keys[store] = keys[store], ki
+				index[i], index[store] = index[store], index[i]
 				store++
 			}
 		}
-		swap(store, hi)
+		keys[store], keys[hi] = keys[hi], keys[store]
+		index[store], index[hi] = index[hi], index[store]
 		switch {
 		case store == k-1 || store == k:
 			return index[:k]

@@ -3,8 +3,10 @@ package rpn
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/detlab/smoothl1/internal/values"
@@ -156,5 +158,41 @@ func TestProposalsDtypesAndViews(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSelectTop: selectTop's k entries are those of a full sort by (key descending, index
+// ascending), on random keys with many ties, for every k.
+func TestSelectTop(t *testing.T) {
+	rng := rand.New(rand.NewSource(85))
+	for trial := 0; trial < 200; trial++ {
+		n := 1 + rng.Intn(300)
+		keys, index := make([]float64, n), make([]int32, n)
+		for i := range keys {
+			keys[i], index[i] = float64(rng.Intn(1+n/10)), int32(i)
+		}
+		sorted := slices.Clone(index)
+		slices.SortFunc(sorted, func(a, b int32) int {
+			if keys[a] != keys[b] {
+				if keys[a] > keys[b] {
+					return -1
+				}
+				return 1
+			}
+			return int(a - b)
+		})
+		k := rng.Intn(n + 2)
+		top := selectTop(slices.Clone(keys), slices.Clone(index), k)
+		want := sorted
+		if k > 0 && k < n {
+			want = sorted[:k]
+		}
+		got := slices.Clone(top)
+		slices.Sort(got)
+		want = slices.Clone(want)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("trial %d (n %d, k %d): %v, want %v", trial, n, k, got, want)
+		}
 	}
 }

@@ -578,8 +578,8 @@ func FuzzWindowExtreme(f *testing.F) {
 }
 
 // TestArithmeticDigest logs a SHA-256 of the bits of IoU, Encode/Decode (both coders),
-// GenerateAnchors/ShiftAnchors, AssignTargets and the objectness loss and gradient on seeded
-// inputs. `make fma-check` runs it in GOAMD64=v1 and v3 builds and requires one digest: before
+// GenerateAnchors/ShiftAnchors, AssignTargets, the objectness loss and gradient, and Proposals
+// (decode, clip, NMS) on seeded inputs. `make fma-check` runs it in GOAMD64=v1 and v3 builds and requires one digest: before
 // products were wrapped in float64(...) the v3 build fused them into FMAs and the digests
 // differed. (The digest is compared across builds, never against a stored value.)
 func TestArithmeticDigest(t *testing.T) {
@@ -628,6 +628,17 @@ func TestArithmeticDigest(t *testing.T) {
 		loss, grad := runObjectness(t, objectnessCase{kind: kind, in: in})
 		put(loss)
 		put(values.Float64s(grad)...)
+	}
+	// NMS and proposals (box's geometry and rpn's scores) on one fixture case
+	c := loadProposalCases(t)[0]
+	pcfg, levels, objectness, deltas, images := c.setup(t, tensor.Float64)
+	props, err := Proposals(pcfg, levels, objectness, deltas, images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range props {
+		put(flatten(p.Boxes)...)
+		put(p.Scores...)
 	}
 	t.Logf("digest %x", h.Sum(nil))
 }
