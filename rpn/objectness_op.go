@@ -3,11 +3,10 @@ package rpn
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
 	"math"
-	"strings"
 
 	"github.com/chewxy/hm"
+	"github.com/detlab/smoothl1/internal/opkit"
 	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -84,35 +83,13 @@ func ObjectnessLoss(scores, labels, weights *G.Node, kind Objectness) (*G.Node, 
 	return n, nil
 }
 
-// oneGraph reports nodes of different graphs, naming them. Constants (G.NewConstant) belong to
-// no graph and join any; at least one node must belong to a graph.
+// oneGraph reports nodes of different graphs, naming them (opkit.OneGraph: constants join any
+// graph; at least one node must belong to one).
 func oneGraph(fn string, names []string, nodes ...*G.Node) error {
-	var g *G.ExprGraph
-	first := ""
-	for i, n := range nodes {
-		switch ng := n.Graph(); {
-		case ng == nil && isConstant(n):
-		case g == nil:
-			g, first = ng, names[i]
-		case ng != g:
-			return fmt.Errorf("rpn: %s: %s belong to a different graph than %s", fn, names[i], first)
-		}
-	}
-	if g == nil {
-		return fmt.Errorf("rpn: %s: %s are all constants; at least one must be a node of a graph", fn, strings.Join(names, ", "))
+	if err := opkit.OneGraph(names, nodes...); err != nil {
+		return fmt.Errorf("rpn: %s: %w", fn, err)
 	}
 	return nil
-}
-
-// isConstant reports a G.NewConstant node: the one kind of node with no graph, whose op carries
-// the value (gorgonia's constant ops have a Value method; their Arity is not a reliable sign:
-// constantTensor's is 1).
-func isConstant(n *G.Node) bool {
-	if n.Graph() != nil || n.Op() == nil {
-		return false
-	}
-	_, ok := n.Op().(interface{ Value() G.Value })
-	return ok
 }
 
 type objectnessOp struct {
@@ -144,13 +121,7 @@ func (o objectnessOp) CallsExtern() bool     { return false }
 func (o objectnessOp) OverwritesInput() int  { return -1 }
 func (o objectnessOp) String() string        { return fmt.Sprintf("ObjectnessLoss{%v, %v}", o.kind, o.shape) }
 func (o objectnessOp) WriteHash(h hash.Hash) { fmt.Fprint(h, o.String()) }
-func (o objectnessOp) Hashcode() uint32      { return fnvHash(o) }
-
-func fnvHash(o interface{ WriteHash(hash.Hash) }) uint32 {
-	h := fnv.New32a()
-	o.WriteHash(h)
-	return h.Sum32()
-}
+func (o objectnessOp) Hashcode() uint32      { return opkit.Hash(o) }
 
 func (o objectnessOp) values(vals []G.Value) (scores, labels, weights *tensor.Dense, err error) {
 	if len(vals) < 3 {
@@ -355,7 +326,7 @@ func (d objectnessDiffOp) String() string {
 	return "ObjectnessLossDiff" + d.fwd.String()[len("ObjectnessLoss"):]
 }
 func (d objectnessDiffOp) WriteHash(h hash.Hash) { fmt.Fprint(h, d.String()) }
-func (d objectnessDiffOp) Hashcode() uint32      { return fnvHash(d) }
+func (d objectnessDiffOp) Hashcode() uint32      { return opkit.Hash(d) }
 
 func (d objectnessDiffOp) Do(vals ...G.Value) (G.Value, error) {
 	if len(vals) != 4 {
