@@ -76,6 +76,18 @@
 // there is no graph to build in. Empty tensors work through G.Grad on both machines for the
 // scalar reductions (a cost over an empty None loss needs gorgonia's Sum, which panics on it).
 //
+// # Softmax cross-entropy
+//
+// SoftmaxCrossEntropy is PyTorch's F.cross_entropy for logits (N, K) and labels (N) in the logits'
+// dtype, with an ignore index (default -100) and None, Sum or Mean (over the rows not ignored):
+//
+//	loss_i   = m + log Σ_k exp(z_ik - m) - z_{i,y_i},   m = max_k z_ik   (0 where y_i is ignored)
+//	dL/dz_ik = g_i * norm * (softmax(z_i)_k - [k == y_i])
+//
+// with a hand-derived second order (the softmax Jacobian); labels get no gradient and must be whole
+// numbers in [0, K) or the ignore index, checked when the op runs. It is the class loss of Fast
+// R-CNN's box head (package fastrcnn).
+//
 // # Errors
 //
 // The constructors validate everything once and return an error naming the argument and the
