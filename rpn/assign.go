@@ -333,6 +333,7 @@ type scratch struct {
 	matches box.Matches
 	indices []int
 	spans   []span
+	memo    box.LogMemo
 }
 
 func newScratch(n, a int) *scratch {
@@ -358,20 +359,24 @@ func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, t
 	numPos, numNeg, s.indices = box.Sample(labels, cfg.AnchorsPerImage, cfg.FgFraction, rand.New(rand.NewSource(cfg.Seed+int64(b))), s.indices)
 
 	for l, an := range set.levels {
-		t, lay, offset := ts[l], layout{an.A, an.H, an.W}, set.offsets[l]
-		for local := 0; local < lay.anchors(); local++ {
+		t, offset, hw := ts[l], set.offsets[l], an.H*an.W
+		// anchor local = yx*A + a: label (b, a, y, x), delta k at (b, 4a + k, y, x)
+		labelBase, deltaBase := b*an.A*hw, b*4*an.A*hw
+		for local, a, yx := 0, 0, 0; local < an.A*hw; local++ {
 			i := offset + local
-			t.Labels[lay.perAnchor(b, local)] = float64(labels[i])
-			if !s.kept[i] || len(gts) == 0 {
-				continue
-			}
-			d := cfg.Coder.Encode(boxes[i], gts[s.matches.Matched[i]])
-			for k := 0; k < 4; k++ {
-				ci := lay.perDelta(b, local, k)
-				t.BBoxTargets[ci] = d[k]
-				if labels[i] == 1 {
-					t.InsideWeights[ci] = 1
+			t.Labels[labelBase+a*hw+yx] = float64(labels[i])
+			if s.kept[i] && len(gts) > 0 {
+				d := cfg.Coder.EncodeMemo(boxes[i], gts[s.matches.Matched[i]], &s.memo)
+				ci := deltaBase + 4*a*hw + yx
+				for k := 0; k < 4; k++ {
+					t.BBoxTargets[ci+k*hw] = d[k]
+					if labels[i] == 1 {
+						t.InsideWeights[ci+k*hw] = 1
+					}
 				}
+			}
+			if a++; a == an.A {
+				a, yx = 0, yx+1
 			}
 		}
 	}
