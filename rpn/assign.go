@@ -188,8 +188,8 @@ func (t *Targets) Config() (Config, bool) {
 //     are kept, the rest chosen at random (seed Seed + b) turned to -1;
 //  4. an image without gt boxes has every kept anchor negative.
 //
-// No anchors x gt matrix is held: IoUs are computed on the fly, twice (once for the maxima, once
-// for the ties), with O(#anchors + #gt) memory per image, and for anchors made by NewAnchors
+// No anchors x gt matrix is held: each IoU is computed once, on the fly (each gt's tied best
+// anchors are kept as they are found), with O(#anchors + #gt + #ties) memory per image, and for anchors made by NewAnchors
 // only for the anchors whose grid cell lets them overlap the gt. Images are processed in parallel;
 // results do not depend on scheduling. It is AssignTargetsLevels with one level.
 //
