@@ -31,7 +31,8 @@ func BenchmarkAssign8x20GTTorchvision(b *testing.B) { benchAssign(b, 8, 20, Torc
 func BenchmarkAssign1x500GT(b *testing.B)           { benchAssign(b, 1, 500, DefaultConfig()) }
 
 // benchLoss: forward + backward of the full objective through a TapeMachine, float32.
-func benchLoss(b *testing.B, cfg Config, withAssign bool) {
+// With reuse the step assigns through one Assigner (a training loop's call).
+func benchLoss(b *testing.B, cfg Config, withAssign bool, reuse ...bool) {
 	rng := rand.New(rand.NewSource(32))
 	an, images := bigScene(rng, 8, 20)
 	tg, err := AssignTargets(cfg, an, images)
@@ -68,11 +69,15 @@ func benchLoss(b *testing.B, cfg Config, withAssign bool) {
 	}
 	m := G.NewTapeMachine(g)
 	defer m.Close()
+	var as *Assigner // nil: the package's AssignTargets
+	if len(reuse) > 0 && reuse[0] {
+		as = new(Assigner)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if withAssign {
-			if tg, err = AssignTargets(cfg, an, images); err != nil {
+			if tg, err = as.assign(cfg, an, images); err != nil {
 				b.Fatal(err)
 			}
 			if err := tn.Set(tg); err != nil {
@@ -91,6 +96,19 @@ func BenchmarkLossFwdBwd8x64x64Torchvision(b *testing.B) { benchLoss(b, Torchvis
 func BenchmarkAssignAndLoss8x64x64(b *testing.B)         { benchLoss(b, DefaultConfig(), true) }
 func BenchmarkAssignAndLoss8x64x64Torchvision(b *testing.B) {
 	benchLoss(b, TorchvisionConfig(), true)
+}
+
+// BenchmarkAssignAndLoss8x64x64TorchvisionReuse is the step with an Assigner kept across steps.
+func BenchmarkAssignAndLoss8x64x64TorchvisionReuse(b *testing.B) {
+	benchLoss(b, TorchvisionConfig(), true, true)
+}
+
+// assign is a.AssignTargets, or the package's AssignTargets for a nil a.
+func (a *Assigner) assign(cfg Config, an *Anchors, images []Image) (*Targets, error) {
+	if a == nil {
+		return AssignTargets(cfg, an, images)
+	}
+	return a.AssignTargets(cfg, an, images)
 }
 
 // fpnScene is torchvision's FPN RPN on 8 images of 800x1216: sizes 32-512 on 5 levels (feature
