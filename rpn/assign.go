@@ -152,7 +152,8 @@ type Targets struct {
 	// ClsWeights weigh each anchor's classification term: 1/(N_v(b)*B) (PerImage), 1/S
 	// (PerBatch) or 1/(AnchorsPerImage*B) (PerAnchorBudget) where the label is 0 or 1, else 0.
 	ClsWeights []float64
-	// BBoxTargets are the encoded matched gt boxes of every kept anchor (0 elsewhere).
+	// BBoxTargets are the encoded matched gt boxes of every kept anchor with Config.EncodeAllKept,
+	// else of the sampled positives only (0 elsewhere).
 	BBoxTargets []float64
 	// InsideWeights are 1 on the 4 deltas of positive anchors, else 0.
 	InsideWeights []float64
@@ -443,7 +444,7 @@ func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, t
 		for local, a, yx := 0, 0, 0; local < an.A*hw; local++ {
 			i := offset + local
 			t.Labels[labelBase+a*hw+yx] = float64(labels[i])
-			if s.kept[i] && len(gts) > 0 {
+			if s.kept[i] && len(gts) > 0 && (cfg.EncodeAllKept || labels[i] == 1) {
 				d := cfg.Coder.EncodeMemo(boxes[i], gts[s.matches.Matched[i]], &s.memo)
 				ci := deltaBase + 4*a*hw + yx
 				for k := 0; k < 4; k++ {
