@@ -92,7 +92,22 @@ func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][
 				if !isKept(i) {
 					continue
 				}
-				v := iou(boxes[i], g, areas[i], areaG, o)
+				// iou(boxes[i], g, areas[i], areaG, o), inlined: the same operations, the same bits
+				b := &boxes[i]
+				iw := min(b[2], g[2]) - max(b[0], g[0]) + o
+				if iw <= 0 {
+					continue // IoU 0: changes no maximum and is no gt's best (> 0)
+				}
+				ih := min(b[3], g[3]) - max(b[1], g[1]) + o
+				if ih <= 0 {
+					continue
+				}
+				inter := float64(iw * ih)
+				union := areas[i] + areaG - inter
+				if union <= 0 {
+					continue
+				}
+				v := inter / union
 				if v > out.MaxIoU[i] {
 					out.MaxIoU[i], out.Matched[i] = v, int32(j)
 				}
