@@ -222,6 +222,19 @@ func AssignTargetsLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targ
 type Assigner struct {
 	ts      []*Targets
 	scratch []*scratch
+	areas   []float64
+}
+
+// areasFor returns a slice of n anchor areas to fill: a's own when it has one (grown as needed).
+func (a *Assigner) areasFor(n int) []float64 {
+	if a == nil {
+		return make([]float64, n)
+	}
+	if cap(a.areas) < n {
+		a.areas = make([]float64, n)
+	}
+	a.areas = a.areas[:n]
+	return a.areas
 }
 
 // AssignTargets is the package's AssignTargets, reusing a's buffers.
@@ -344,7 +357,7 @@ func (a *Assigner) assignLevels(cfg Config, levels []*Anchors, images []Image) (
 			a.ts = ts
 		}
 	}
-	areas := make([]float64, len(set.boxes)) // read-only, shared by the workers
+	areas := a.areasFor(len(set.boxes)) // read-only, shared by the workers
 	for i, b := range set.boxes {
 		areas[i] = box.Area(b, cfg.Coder.PlusOne)
 	}

@@ -31,10 +31,13 @@ func BenchmarkAssign8x20GTTorchvision(b *testing.B) { benchAssign(b, 8, 20, Torc
 func BenchmarkAssign1x500GT(b *testing.B)           { benchAssign(b, 1, 500, DefaultConfig()) }
 
 // benchLoss: forward + backward of the full objective through a TapeMachine, float32.
-// With reuse the step assigns through one Assigner (a training loop's call).
-func benchLoss(b *testing.B, cfg Config, withAssign bool, reuse ...bool) {
+func benchLoss(b *testing.B, cfg Config, withAssign bool) { benchStep(b, cfg, withAssign, false, 20) }
+
+// benchStep is benchLoss with nGT gt boxes per image; with reuse the step assigns through one
+// Assigner (a training loop's call).
+func benchStep(b *testing.B, cfg Config, withAssign, reuse bool, nGT int) {
 	rng := rand.New(rand.NewSource(32))
-	an, images := bigScene(rng, 8, 20)
+	an, images := bigScene(rng, 8, nGT)
 	tg, err := AssignTargets(cfg, an, images)
 	if err != nil {
 		b.Fatal(err)
@@ -70,7 +73,7 @@ func benchLoss(b *testing.B, cfg Config, withAssign bool, reuse ...bool) {
 	m := G.NewTapeMachine(g)
 	defer m.Close()
 	var as *Assigner // nil: the package's AssignTargets
-	if len(reuse) > 0 && reuse[0] {
+	if reuse {
 		as = new(Assigner)
 	}
 	b.ReportAllocs()
@@ -100,7 +103,15 @@ func BenchmarkAssignAndLoss8x64x64Torchvision(b *testing.B) {
 
 // BenchmarkAssignAndLoss8x64x64TorchvisionReuse is the step with an Assigner kept across steps.
 func BenchmarkAssignAndLoss8x64x64TorchvisionReuse(b *testing.B) {
-	benchLoss(b, TorchvisionConfig(), true, true)
+	benchStep(b, TorchvisionConfig(), true, true, 20)
+}
+
+// The step with 500 gt per image (scripts/torch_compare.py --only rpn --gt 500).
+func BenchmarkAssignAndLoss8x64x64Torchvision500GT(b *testing.B) {
+	benchStep(b, TorchvisionConfig(), true, false, 500)
+}
+func BenchmarkAssignAndLoss8x64x64Torchvision500GTReuse(b *testing.B) {
+	benchStep(b, TorchvisionConfig(), true, true, 500)
 }
 
 // assign is a.AssignTargets, or the package's AssignTargets for a nil a.
