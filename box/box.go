@@ -36,6 +36,8 @@ func IoUWithAreas(a, b [4]float64, areaA, areaB float64, plusOne bool) float64 {
 	return iou(a, b, areaA, areaB, one(plusOne))
 }
 
+// iou is written out again in Matcher.Match's first pass (too large for the inliner there); keep
+// the two the same operations, or the matcher's ties stop being IoU's.
 func iou(a, b [4]float64, areaA, areaB, one float64) float64 {
 	// builtin min/max compile to single instructions (math.Min/Max do not)
 	iw := min(a[2], b[2]) - max(a[0], b[0]) + one

@@ -46,20 +46,7 @@ func (c Coder) Validate() error {
 // with w = x2 - x1 (+1) and cx = x1 + w/2. Encode and Decode do not validate (they are pure
 // arithmetic on hot paths): boxes of zero width or height give ±Inf or NaN, NaN propagates, and a
 // coder with a zero weight divides by zero. Call Validate on a hand-made coder.
-func (c Coder) Encode(ref, gt [4]float64) [4]float64 {
-	o := one(c.PlusOne)
-	// products rounded on their own (float64(...)): no FMA, same bits on GOAMD64=v1 and v3
-	rw, rh := ref[2]-ref[0]+o, ref[3]-ref[1]+o
-	rcx, rcy := ref[0]+float64(0.5*rw), ref[1]+float64(0.5*rh)
-	gw, gh := gt[2]-gt[0]+o, gt[3]-gt[1]+o
-	gcx, gcy := gt[0]+float64(0.5*gw), gt[1]+float64(0.5*gh)
-	return [4]float64{
-		c.Weights[0] * (gcx - rcx) / rw,
-		c.Weights[1] * (gcy - rcy) / rh,
-		c.Weights[2] * math.Log(gw/rw),
-		c.Weights[3] * math.Log(gh/rh),
-	}
-}
+func (c Coder) Encode(ref, gt [4]float64) [4]float64 { return c.EncodeMemo(ref, gt, nil) }
 
 // Decode applies deltas d to ref: cx = dx*rw + rcx, w = exp(dw)*rw (dw clamped at ClampLog),
 // box [cx - w/2, cy - h/2, cx + w/2, cy + h/2]. With PlusOne this is py-faster-rcnn's
@@ -77,4 +64,50 @@ func (c Coder) Decode(ref, d [4]float64) [4]float64 {
 	w, h := float64(math.Exp(dw)*rw), float64(math.Exp(dh)*rh)
 	hw, hh := float64(0.5*w), float64(0.5*h)
 	return [4]float64{cx - hw, cy - hh, cx + hw, cy + hh}
+}
+
+// LogMemo remembers ln(q) for recent ratios q, so EncodeMemo need not take the logarithm of a
+// ratio gw/rw it has seen: the anchors matched to one gt share a few widths and heights. It
+// is direct-mapped (a miss overwrites one entry) and caches math.Log's own results, so the
+// bits never depend on its state. The zero value is ready; it is not safe for concurrent use.
+type LogMemo struct {
+	keys, logs []float64
+}
+
+const logMemoBits = 11
+
+func (m *LogMemo) log(q float64) float64 {
+	if m == nil {
+		return math.Log(q)
+	}
+	if m.keys == nil {
+		m.keys, m.logs = make([]float64, 1<<logMemoBits), make([]float64, 1<<logMemoBits)
+		for i := range m.keys {
+			m.keys[i] = math.NaN() // matches no q
+		}
+	}
+	bits := math.Float64bits(q)
+	i := (bits * 0x9E3779B97F4A7C15) >> (64 - logMemoBits)
+	if m.keys[i] == q {
+		return m.logs[i]
+	}
+	l := math.Log(q)
+	m.keys[i], m.logs[i] = q, l
+	return l
+}
+
+// EncodeMemo is Encode, bit for bit, with the logarithms looked up in m first (nil: none).
+func (c Coder) EncodeMemo(ref, gt [4]float64, m *LogMemo) [4]float64 {
+	o := one(c.PlusOne)
+	// products rounded on their own (float64(...)): no FMA, same bits on GOAMD64=v1 and v3
+	rw, rh := ref[2]-ref[0]+o, ref[3]-ref[1]+o
+	rcx, rcy := ref[0]+float64(0.5*rw), ref[1]+float64(0.5*rh)
+	gw, gh := gt[2]-gt[0]+o, gt[3]-gt[1]+o
+	gcx, gcy := gt[0]+float64(0.5*gw), gt[1]+float64(0.5*gh)
+	return [4]float64{
+		c.Weights[0] * (gcx - rcx) / rw,
+		c.Weights[1] * (gcy - rcy) / rh,
+		c.Weights[2] * m.log(gw/rw),
+		c.Weights[3] * m.log(gh/rh),
+	}
 }

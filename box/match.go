@@ -31,6 +31,10 @@ type Matches struct {
 	MaxIoU  []float64 // the best IoU
 	gtMax   []float64
 	runs    []Run
+	// ties[tieEnd[j-1]:tieEnd[j]] are the boxes whose IoU with gt j equals gtMax[j] (> 0),
+	// collected in pass 1 so that no IoU is computed twice.
+	ties   []int32
+	tieEnd []int
 }
 
 func (m *Matches) reset(n, gts int) {
@@ -42,14 +46,15 @@ func (m *Matches) reset(n, gts int) {
 		m.Labels[i], m.Matched[i], m.MaxIoU[i] = -1, 0, 0
 	}
 	m.gtMax = append(m.gtMax[:0], make([]float64, gts)...)
+	m.ties, m.tieEnd = m.ties[:0], m.tieEnd[:0]
 }
 
 // Match labels boxes against gts into out. areas are the boxes' areas (Area; nil: computed);
 // kept marks the boxes to label (nil: all; the others stay -1). candidates, when not nil,
 // appends to runs the boxes that can overlap a gt (a superset of those with a positive
-// intersection: rpn's anchor grid visits only nearby cells); nil visits every box. No boxes x
-// gts matrix is held: IoUs are computed twice, once for the maxima and once for each gt's ties,
-// bit for bit the same. The inputs are not validated (callers check gt boxes with Check).
+// intersection: rpn's anchor grid visits only nearby cells); nil visits every box.
+// No boxes x gts matrix is held: each IoU is computed once, and each gt's tied best boxes are
+// kept as they are found. The inputs are not validated (callers check gt boxes with Check).
 func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][4]float64, candidates func(g [4]float64, runs []Run) []Run, out *Matches) {
 	n := len(boxes)
 	out.reset(n, len(gts))
@@ -78,23 +83,43 @@ func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][
 		return out.runs
 	}
 	// pass 1, gt by gt: each kept box's best IoU and gt (only a strictly larger IoU replaces, so
-	// the first gt wins ties) and each gt's best IoU over the kept boxes
+	// the first gt wins ties), each gt's best IoU over the kept boxes and the boxes that reach it
 	for j, g := range gts {
 		areaG := area(g, o)
+		start := len(out.ties)
 		for _, r := range visit(g) {
 			for k, i := 0, r.First; k < r.Count; k, i = k+1, i+r.Step {
 				if !isKept(i) {
 					continue
 				}
-				v := iou(boxes[i], g, areas[i], areaG, o)
+				// iou(boxes[i], g, areas[i], areaG, o), inlined: the same operations, the same bits
+				b := &boxes[i]
+				iw := min(b[2], g[2]) - max(b[0], g[0]) + o
+				if iw <= 0 {
+					continue // IoU 0: changes no maximum and is no gt's best (> 0)
+				}
+				ih := min(b[3], g[3]) - max(b[1], g[1]) + o
+				if ih <= 0 {
+					continue
+				}
+				inter := float64(iw * ih)
+				union := areas[i] + areaG - inter
+				if union <= 0 {
+					continue
+				}
+				v := inter / union
 				if v > out.MaxIoU[i] {
 					out.MaxIoU[i], out.Matched[i] = v, int32(j)
 				}
-				if v > out.gtMax[j] {
-					out.gtMax[j] = v
+				if v >= out.gtMax[j] && v > 0 {
+					if v > out.gtMax[j] {
+						out.gtMax[j], out.ties = v, out.ties[:start]
+					}
+					out.ties = append(out.ties, int32(i))
 				}
 			}
 		}
+		out.tieEnd = append(out.tieEnd, len(out.ties))
 	}
 	negatives := func() {
 		for i := 0; i < n; i++ {
@@ -107,19 +132,14 @@ func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][
 		negatives()
 	}
 	if m.AllowLowQuality {
-		// pass 2: each gt's best boxes, ties included; a gt whose best IoU is 0 has none
-		for j, g := range gts {
-			if out.gtMax[j] <= 0 {
-				continue
+		// each gt's best boxes, ties included (bit-equal IoUs, found in pass 1); a gt whose best
+		// IoU is 0 has none
+		start := 0
+		for _, end := range out.tieEnd {
+			for _, i := range out.ties[start:end] {
+				out.Labels[i] = 1
 			}
-			areaG := area(g, o)
-			for _, r := range visit(g) {
-				for k, i := 0, r.First; k < r.Count; k, i = k+1, i+r.Step {
-					if isKept(i) && iou(boxes[i], g, areas[i], areaG, o) == out.gtMax[j] {
-						out.Labels[i] = 1
-					}
-				}
-			}
+			start = end
 		}
 	}
 	for i := 0; i < n; i++ {

@@ -152,7 +152,8 @@ type Targets struct {
 	// ClsWeights weigh each anchor's classification term: 1/(N_v(b)*B) (PerImage), 1/S
 	// (PerBatch) or 1/(AnchorsPerImage*B) (PerAnchorBudget) where the label is 0 or 1, else 0.
 	ClsWeights []float64
-	// BBoxTargets are the encoded matched gt boxes of every kept anchor (0 elsewhere).
+	// BBoxTargets are the encoded matched gt boxes of every kept anchor with Config.EncodeAllKept,
+	// else of the sampled positives only (0 elsewhere).
 	BBoxTargets []float64
 	// InsideWeights are 1 on the 4 deltas of positive anchors, else 0.
 	InsideWeights []float64
@@ -188,22 +189,16 @@ func (t *Targets) Config() (Config, bool) {
 //     are kept, the rest chosen at random (seed Seed + b) turned to -1;
 //  4. an image without gt boxes has every kept anchor negative.
 //
-// No anchors x gt matrix is held: IoUs are computed on the fly, twice (once for the maxima, once
-// for the ties), with O(#anchors + #gt) memory per image, and for anchors made by NewAnchors
+// No anchors x gt matrix is held: each IoU is computed once, on the fly (each gt's tied best
+// anchors are kept as they are found), with O(#anchors + #gt + #ties) memory per image, and for anchors made by NewAnchors
 // only for the anchors whose grid cell lets them overlap the gt. Images are processed in parallel;
-// results do not depend on scheduling. It is AssignTargetsLevels with one level.
+// results do not depend on scheduling. It is AssignTargetsLevels with one level. A training loop
+// that assigns every step can keep an Assigner, which reuses the Targets and scratch.
 //
 // Errors name the image and box: a gt box with a non-finite coordinate, x2 < x1 or y2 < y1, or
 // (without PlusOne) zero width or height; an image size that is not finite and > 0.
 func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, error) {
-	if anchors == nil {
-		return nil, fmt.Errorf("rpn: anchors are nil")
-	}
-	ts, err := assignLevels(cfg, []*Anchors{anchors}, images)
-	if err != nil {
-		return nil, err
-	}
-	return ts[0], nil
+	return (*Assigner)(nil).AssignTargets(cfg, anchors, images)
 }
 
 // AssignTargetsLevels is AssignTargets for a multi-level (FPN) RPN, as torchvision's
@@ -215,10 +210,67 @@ func AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, erro
 // whole image (all levels), so the levels' losses add up to the loss over the concatenation
 // (LossLevels). Errors as AssignTargets, naming the level.
 func AssignTargetsLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, error) {
+	return (*Assigner)(nil).AssignTargetsLevels(cfg, levels, images)
+}
+
+// Assigner is AssignTargets and AssignTargetsLevels for a training loop: it keeps the Targets
+// it returned and its per-image scratch, and the next call overwrites them (when the batch and
+// the feature maps have the same sizes) instead of allocating new ones. The results are those of
+// AssignTargets, whatever the earlier calls were. A Targets it returned is valid until its next
+// call: bind it (TargetNodes.Set copies) or copy it before. The zero value is ready; an Assigner
+// is not safe for concurrent use; a nil *Assigner allocates afresh, as the package's functions.
+type Assigner struct {
+	ts      []*Targets
+	scratch []*scratch
+	areas   []float64
+}
+
+// areasFor returns a slice of n anchor areas to fill: a's own when it has one (grown as needed).
+func (a *Assigner) areasFor(n int) []float64 {
+	if a == nil {
+		return make([]float64, n)
+	}
+	if cap(a.areas) < n {
+		a.areas = make([]float64, n)
+	}
+	a.areas = a.areas[:n]
+	return a.areas
+}
+
+// AssignTargets is the package's AssignTargets, reusing a's buffers.
+func (a *Assigner) AssignTargets(cfg Config, anchors *Anchors, images []Image) (*Targets, error) {
+	if anchors == nil {
+		return nil, fmt.Errorf("rpn: anchors are nil")
+	}
+	ts, err := a.assignLevels(cfg, []*Anchors{anchors}, images)
+	if err != nil {
+		return nil, err
+	}
+	return ts[0], nil
+}
+
+// AssignTargetsLevels is the package's AssignTargetsLevels, reusing a's buffers.
+func (a *Assigner) AssignTargetsLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, error) {
 	if len(levels) == 0 {
 		return nil, fmt.Errorf("rpn: AssignTargetsLevels: no levels")
 	}
-	return assignLevels(cfg, levels, images)
+	return a.assignLevels(cfg, levels, images)
+}
+
+// reusable returns a's Targets when they have the sizes of these levels and B images.
+func (a *Assigner) reusable(levels []*Anchors, B int) []*Targets {
+	if a == nil || len(a.ts) != len(levels) {
+		return nil
+	}
+	for l, an := range levels {
+		t, plane := a.ts[l], an.A*an.H*an.W
+		if t.B != B || t.A != an.A || t.H != an.H || t.W != an.W || len(t.Labels) != B*plane ||
+			len(t.ClsWeights) != B*plane || len(t.BBoxTargets) != 4*B*plane || len(t.InsideWeights) != 4*B*plane ||
+			len(t.OutsideWeights) != 4*B*plane || len(t.NumPos) != B || len(t.NumNeg) != B {
+			return nil // a caller changed them
+		}
+	}
+	return a.ts
 }
 
 // anchorSet is the anchors of all levels as one list: anchor i of the image is anchor
@@ -240,7 +292,8 @@ func (set *anchorSet) window(g [4]float64, runs []box.Run, spans []span) []box.R
 	return runs
 }
 
-func assignLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, error) {
+// assignLevels assigns into a's buffers (a nil: fresh ones).
+func (a *Assigner) assignLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -283,21 +336,28 @@ func assignLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, er
 		}
 	}
 	B := len(images)
-	ts := make([]*Targets, len(levels))
-	for l, an := range levels {
-		plane := an.A * an.H * an.W
-		ts[l] = &Targets{
-			B: B, A: an.A, H: an.H, W: an.W,
-			Labels:         make([]float64, B*plane),
-			ClsWeights:     make([]float64, B*plane),
-			BBoxTargets:    make([]float64, B*4*plane),
-			InsideWeights:  make([]float64, B*4*plane),
-			OutsideWeights: make([]float64, B*4*plane),
-			NumPos:         make([]int, B),
-			NumNeg:         make([]int, B),
+	ts := a.reusable(levels, B)
+	reused := ts != nil
+	if !reused {
+		ts = make([]*Targets, len(levels))
+		for l, an := range levels {
+			plane := an.A * an.H * an.W
+			ts[l] = &Targets{
+				B: B, A: an.A, H: an.H, W: an.W,
+				Labels:         make([]float64, B*plane),
+				ClsWeights:     make([]float64, B*plane),
+				BBoxTargets:    make([]float64, B*4*plane),
+				InsideWeights:  make([]float64, B*4*plane),
+				OutsideWeights: make([]float64, B*4*plane),
+				NumPos:         make([]int, B),
+				NumNeg:         make([]int, B),
+			}
+		}
+		if a != nil {
+			a.ts = ts
 		}
 	}
-	areas := make([]float64, len(set.boxes)) // read-only, shared by the workers
+	areas := a.areasFor(len(set.boxes)) // read-only, shared by the workers
 	for i, b := range set.boxes {
 		areas[i] = box.Area(b, cfg.Coder.PlusOne)
 	}
@@ -310,10 +370,13 @@ func assignLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, er
 	close(next)
 	wg.Add(workers)
 	for w := 0; w < workers; w++ {
+		s := a.scratchFor(w, len(set.boxes), set.maxA)
 		go func() {
 			defer wg.Done()
-			s := newScratch(len(set.boxes), set.maxA)
 			for b := range next {
+				if reused {
+					clearImage(ts, b)
+				}
 				assignImage(cfg, set, areas, images[b], b, ts, s)
 			}
 		}()
@@ -333,10 +396,40 @@ type scratch struct {
 	matches box.Matches
 	indices []int
 	spans   []span
+	memo    box.LogMemo
 }
 
-func newScratch(n, a int) *scratch {
-	return &scratch{kept: make([]bool, n), spans: make([]span, a)}
+// scratchFor returns worker w's scratch for n anchors and at most a cell anchors per level:
+// a's own when it has one (grown as needed), else a new one.
+func (a *Assigner) scratchFor(w, n, cells int) *scratch {
+	if a == nil {
+		return &scratch{kept: make([]bool, n), spans: make([]span, cells)}
+	}
+	for len(a.scratch) <= w {
+		a.scratch = append(a.scratch, &scratch{})
+	}
+	s := a.scratch[w]
+	if cap(s.kept) < n {
+		s.kept = make([]bool, n)
+	}
+	if cap(s.spans) < cells {
+		s.spans = make([]span, cells)
+	}
+	s.kept, s.spans = s.kept[:n], s.spans[:cells]
+	return s
+}
+
+// clearImage zeroes what assignImage and normalise write only in part of image b's slices
+// (Labels are written whole).
+func clearImage(ts []*Targets, b int) {
+	for _, t := range ts {
+		plane := t.A * t.H * t.W
+		clear(t.ClsWeights[b*plane : (b+1)*plane])
+		for _, d := range [][]float64{t.BBoxTargets, t.InsideWeights, t.OutsideWeights} {
+			clear(d[b*4*plane : (b+1)*4*plane])
+		}
+		t.NumPos[b], t.NumNeg[b] = 0, 0
+	}
 }
 
 // assignImage labels, samples and encodes image b: box.Matcher over the anchors of all levels
@@ -358,20 +451,24 @@ func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, t
 	numPos, numNeg, s.indices = box.Sample(labels, cfg.AnchorsPerImage, cfg.FgFraction, rand.New(rand.NewSource(cfg.Seed+int64(b))), s.indices)
 
 	for l, an := range set.levels {
-		t, lay, offset := ts[l], layout{an.A, an.H, an.W}, set.offsets[l]
-		for local := 0; local < lay.anchors(); local++ {
+		t, offset, hw := ts[l], set.offsets[l], an.H*an.W
+		// anchor local = yx*A + a: label (b, a, y, x), delta k at (b, 4a + k, y, x)
+		labelBase, deltaBase := b*an.A*hw, b*4*an.A*hw
+		for local, a, yx := 0, 0, 0; local < an.A*hw; local++ {
 			i := offset + local
-			t.Labels[lay.perAnchor(b, local)] = float64(labels[i])
-			if !s.kept[i] || len(gts) == 0 {
-				continue
-			}
-			d := cfg.Coder.Encode(boxes[i], gts[s.matches.Matched[i]])
-			for k := 0; k < 4; k++ {
-				ci := lay.perDelta(b, local, k)
-				t.BBoxTargets[ci] = d[k]
-				if labels[i] == 1 {
-					t.InsideWeights[ci] = 1
+			t.Labels[labelBase+a*hw+yx] = float64(labels[i])
+			if s.kept[i] && len(gts) > 0 && (cfg.EncodeAllKept || labels[i] == 1) {
+				d := cfg.Coder.EncodeMemo(boxes[i], gts[s.matches.Matched[i]], &s.memo)
+				ci := deltaBase + 4*a*hw + yx
+				for k := 0; k < 4; k++ {
+					t.BBoxTargets[ci+k*hw] = d[k]
+					if labels[i] == 1 {
+						t.InsideWeights[ci+k*hw] = 1
+					}
 				}
+			}
+			if a++; a == an.A {
+				a, yx = 0, yx+1
 			}
 		}
 	}

@@ -31,9 +31,13 @@ func BenchmarkAssign8x20GTTorchvision(b *testing.B) { benchAssign(b, 8, 20, Torc
 func BenchmarkAssign1x500GT(b *testing.B)           { benchAssign(b, 1, 500, DefaultConfig()) }
 
 // benchLoss: forward + backward of the full objective through a TapeMachine, float32.
-func benchLoss(b *testing.B, cfg Config, withAssign bool) {
+func benchLoss(b *testing.B, cfg Config, withAssign bool) { benchStep(b, cfg, withAssign, false, 20) }
+
+// benchStep is benchLoss with nGT gt boxes per image; with reuse the step assigns through one
+// Assigner (a training loop's call).
+func benchStep(b *testing.B, cfg Config, withAssign, reuse bool, nGT int) {
 	rng := rand.New(rand.NewSource(32))
-	an, images := bigScene(rng, 8, 20)
+	an, images := bigScene(rng, 8, nGT)
 	tg, err := AssignTargets(cfg, an, images)
 	if err != nil {
 		b.Fatal(err)
@@ -68,11 +72,15 @@ func benchLoss(b *testing.B, cfg Config, withAssign bool) {
 	}
 	m := G.NewTapeMachine(g)
 	defer m.Close()
+	var as *Assigner // nil: the package's AssignTargets
+	if reuse {
+		as = new(Assigner)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if withAssign {
-			if tg, err = AssignTargets(cfg, an, images); err != nil {
+			if tg, err = as.assign(cfg, an, images); err != nil {
 				b.Fatal(err)
 			}
 			if err := tn.Set(tg); err != nil {
@@ -91,6 +99,27 @@ func BenchmarkLossFwdBwd8x64x64Torchvision(b *testing.B) { benchLoss(b, Torchvis
 func BenchmarkAssignAndLoss8x64x64(b *testing.B)         { benchLoss(b, DefaultConfig(), true) }
 func BenchmarkAssignAndLoss8x64x64Torchvision(b *testing.B) {
 	benchLoss(b, TorchvisionConfig(), true)
+}
+
+// BenchmarkAssignAndLoss8x64x64TorchvisionReuse is the step with an Assigner kept across steps.
+func BenchmarkAssignAndLoss8x64x64TorchvisionReuse(b *testing.B) {
+	benchStep(b, TorchvisionConfig(), true, true, 20)
+}
+
+// The step with 500 gt per image (scripts/torch_compare.py --only rpn --gt 500).
+func BenchmarkAssignAndLoss8x64x64Torchvision500GT(b *testing.B) {
+	benchStep(b, TorchvisionConfig(), true, false, 500)
+}
+func BenchmarkAssignAndLoss8x64x64Torchvision500GTReuse(b *testing.B) {
+	benchStep(b, TorchvisionConfig(), true, true, 500)
+}
+
+// assign is a.AssignTargets, or the package's AssignTargets for a nil a.
+func (a *Assigner) assign(cfg Config, an *Anchors, images []Image) (*Targets, error) {
+	if a == nil {
+		return AssignTargets(cfg, an, images)
+	}
+	return a.AssignTargets(cfg, an, images)
 }
 
 // fpnScene is torchvision's FPN RPN on 8 images of 800x1216: sizes 32-512 on 5 levels (feature

@@ -91,6 +91,11 @@ type Config struct {
 	PositiveWeight float64
 	// Seed makes sampling reproducible: image b of a batch samples with seed Seed + b.
 	Seed int64
+	// EncodeAllKept writes the regression target of every kept anchor (its best gt, encoded), as
+	// py-faster-rcnn's bbox_targets (DefaultConfig). False (TorchvisionConfig) encodes only the
+	// sampled positives, the only targets the loss reads (inside weight 1); the other anchors'
+	// targets are 0 with inside weight 0, and the loss is the same.
+	EncodeAllKept bool
 }
 
 // DefaultConfig is py-faster-rcnn's RPN: positive IoU >= 0.7, negative < 0.3, 256 samples with
@@ -101,7 +106,7 @@ func DefaultConfig() Config {
 		PositiveIoU: 0.7, NegativeIoU: 0.3, AnchorsPerImage: 256, FgFraction: 0.5,
 		FilterBorder: true, AllowedBorder: 0,
 		Coder: PyFasterRCNNCoder(), Sigma: 3,
-		Objectness: Softmax2, Normalisation: PerImage, Lambda: 1,
+		Objectness: Softmax2, Normalisation: PerImage, Lambda: 1, EncodeAllKept: true,
 	}
 }
 

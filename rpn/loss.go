@@ -20,6 +20,10 @@ type TargetNodes struct {
 	// bakes 1/N_v, 1/S or 1/(AnchorsPerImage*B) into the weights and Loss chooses the matching
 	// reduction, so the two must agree (checked by Set and Loss; nil: not known yet).
 	targetsNorm, lossNorm *normalisation
+
+	// bound are the tensors Set made and binds; later Sets overwrite them in place, so a step
+	// allocates nothing for the targets. Set rewrites every element, so nothing stale survives.
+	bound [5]*tensor.Dense
 }
 
 // checkNormalisation reports targets and a loss whose normalisations differ.
@@ -78,7 +82,9 @@ func targetNamesTaken(g *G.ExprGraph, suffix string) bool {
 	return false
 }
 
-// Set binds the values of t (same B, A, H, W) to the nodes.
+// Set binds the values of t (same B, A, H, W) to the nodes. From the second call on it
+// overwrites the tensors it bound before instead of allocating new ones: a value read from a
+// node (Value()) before a Set holds the new targets after it.
 func (tn *TargetNodes) Set(t *Targets) error {
 	if tn == nil {
 		return fmt.Errorf("rpn: TargetNodes.Set: the target nodes are nil (make them with NewTargetNodes)")
@@ -100,7 +106,7 @@ func (tn *TargetNodes) Set(t *Targets) error {
 		}
 	}
 	dt := tn.Labels.Dtype()
-	for _, p := range []struct {
+	for i, p := range []struct {
 		n    *G.Node
 		data []float64
 	}{{tn.Labels, t.Labels}, {tn.ClsWeights, t.ClsWeights}, {tn.BBoxTargets, t.BBoxTargets},
@@ -108,11 +114,38 @@ func (tn *TargetNodes) Set(t *Targets) error {
 		if len(p.data) != p.n.Shape().TotalSize() {
 			return fmt.Errorf("rpn: TargetNodes.Set: %s has %d values, want %d", p.n.Name(), len(p.data), p.n.Shape().TotalSize())
 		}
-		if err := G.Let(p.n, values.Dense(dt, p.n.Shape(), p.data)); err != nil {
+		v := tn.bound[i]
+		if v == nil || !fillDense(v, p.data) {
+			v = values.Dense(dt, p.n.Shape(), p.data)
+			tn.bound[i] = v
+		}
+		if err := G.Let(p.n, v); err != nil {
 			return fmt.Errorf("rpn: TargetNodes.Set: %s: %w", p.n.Name(), err)
 		}
 	}
 	return nil
+}
+
+// fillDense overwrites every element of v with data, converted to v's dtype, and reports
+// false (v untouched) when v is not a float32 or float64 tensor of len(data) elements.
+func fillDense(v *tensor.Dense, data []float64) bool {
+	switch d := v.Data().(type) {
+	case []float32:
+		if len(d) != len(data) || v.Shape().TotalSize() != len(data) {
+			return false
+		}
+		for i, x := range data {
+			d[i] = float32(x)
+		}
+	case []float64:
+		if len(d) != len(data) || v.Shape().TotalSize() != len(data) {
+			return false
+		}
+		copy(d, data)
+	default:
+		return false
+	}
+	return true
 }
 
 // Loss is the RPN objective:

@@ -69,7 +69,7 @@ def smooth_l1_workloads(threads):
     return timeit(seed), timeit(functional)
 
 
-def rpn_workload(threads):
+def rpn_workload(threads, ngt=20):
     torch.set_num_threads(threads)
     rng = np.random.RandomState(31)
     B, H, W, A = 8, 64, 64, 9
@@ -81,7 +81,7 @@ def rpn_workload(threads):
     targets = []
     for _ in range(B):
         boxes = []
-        for _ in range(20):
+        for _ in range(ngt):
             w, h = rng.uniform(30, 300, 2)
             x, y = rng.uniform(0, 1024 - w - 1), rng.uniform(0, 1024 - h - 1)
             boxes.append([round(x), round(y), round(x + w), round(y + h)])
@@ -138,6 +138,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-go", action="store_true")
     ap.add_argument("--only", choices=["l1", "rpn"], help="one workload only")
+    ap.add_argument("--gt", type=int, choices=[20, 500], default=20, help="gt boxes per image of the rpn workload")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the op's headline comparison")
     args = ap.parse_args()
     print("torch", torch.__version__)
@@ -149,16 +150,18 @@ def main():
             rows.append(("torch F.smooth_l1_loss fwd+bwd, %d thread(s)" % threads, func))
     if args.only != "l1":
         for threads in (1, 2):
-            rows.append(("torchvision assign+encode+compute_loss fwd+bwd, %d thread(s)" % threads, rpn_workload(threads)))
+            rows.append(("torchvision assign+encode+compute_loss fwd+bwd, %d gt, %d thread(s)" % (args.gt, threads), rpn_workload(threads, args.gt)))
     go = {}
     if not args.no_go:
         if args.only != "rpn":
             go.update(go_bench("./op", "SmoothL1_2_36M/float32/(fwdbwd|floor)$"))
         if args.only != "l1":
-            go.update(go_bench("./rpn", "AssignAndLoss8x64x64Torchvision$"))
+            go.update(go_bench("./rpn", "AssignAndLoss8x64x64Torchvision%s(Reuse)?$" % ("500GT" if args.gt == 500 else "")))
     go_l1 = go.get("BenchmarkSmoothL1_2_36M/float32/fwdbwd")
     go_floor = go.get("BenchmarkSmoothL1_2_36M/float32/floor")
-    go_rpn = go.get("BenchmarkAssignAndLoss8x64x64Torchvision")
+    suffix = "500GT" if args.gt == 500 else ""
+    go_rpn = go.get("BenchmarkAssignAndLoss8x64x64Torchvision" + suffix)
+    go_rpn_reuse = go.get("BenchmarkAssignAndLoss8x64x64Torchvision%sReuse" % suffix)
     print("%-66s %10s %10s" % ("workload", "ms", "x Go"))
     for name, sec in rows:
         ref = go_rpn if "torchvision" in name else go_l1
@@ -177,6 +180,11 @@ def main():
         print("  median Go / torch: %.2fx" % ratios[len(ratios) // 2])
     if go_rpn:
         print("%-66s %10.2f" % ("Go rpn.AssignTargets + rpn.Loss fwd+bwd (torchvision config)", go_rpn * 1e3))
+    if go_rpn_reuse:
+        print("%-66s %10.2f" % ("Go, one rpn.Assigner across steps (ratio to torchvision below)", go_rpn_reuse * 1e3))
+        for name, sec in rows:
+            if "torchvision" in name:
+                print("  %-64s %9.1fx" % (name, sec / go_rpn_reuse))
 
 
 if __name__ == "__main__":
