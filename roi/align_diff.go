@@ -45,11 +45,14 @@ func (o alignOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 // DoDiff is the LispMachine's backward step: it adds A^T up into the features' gradient buffer
 // (accumulating, never overwriting).
 func (o alignOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Node) error {
-	buf, up, err := lispGrad(o, o.Arity(), inputs, output, o.geo.featuresShape())
+	buf, up, finish, err := lispGrad(o, o.Arity(), inputs, output, o.geo.featuresShape())
 	if err != nil || buf == nil {
 		return err
 	}
-	return alignDiffOp{o}.accumulate(buf, inputs[1].Value(), up)
+	if err := (alignDiffOp{o}).accumulate(buf, inputs[1].Value(), up); err != nil {
+		return err
+	}
+	return finish()
 }
 
 // alignDiffOp computes A^T up: inputs rois, upstream (the output's shape) → features' shape.

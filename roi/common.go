@@ -187,27 +187,46 @@ func featuresOnly(n int) []bool {
 	return wrt
 }
 
-// lispGrad returns the features' gradient buffer (nil when nothing asks for it) and the
-// upstream gradient, for a forward op's DoDiff on inputs (features, rois).
-func lispGrad(op fmt.Stringer, arity int, inputs G.Nodes, output *G.Node, shape tensor.Shape) (*tensor.Dense, G.Value, error) {
+// lispGrad returns the buffer a forward op's DoDiff should add the features' gradient into (nil
+// when nothing asks for it), the upstream gradient, and finish, to call once the kernel has
+// added into the buffer. The LispMachine makes gradient buffers like the values, so a view's
+// buffer is a view: the kernel then adds into a contiguous scratch that finish adds through the
+// view's strides (opkit.Accumulate), as op and rpn do.
+func lispGrad(op fmt.Stringer, arity int, inputs G.Nodes, output *G.Node, shape tensor.Shape) (buf *tensor.Dense, up G.Value, finish func() error, err error) {
 	if len(inputs) != arity {
-		return nil, nil, fmt.Errorf("roi: %v.DoDiff: expected %d inputs, got %d", op, arity, len(inputs))
+		return nil, nil, nil, fmt.Errorf("roi: %v.DoDiff: expected %d inputs, got %d", op, arity, len(inputs))
 	}
 	gv, err := inputs[0].Grad()
 	if err != nil {
-		return nil, nil, nil // no gradient buffer: nothing asks for the features' gradient
+		return nil, nil, nil, nil // no gradient buffer: nothing asks for the features' gradient
 	}
-	up, err := output.Grad()
-	if err != nil {
-		return nil, nil, fmt.Errorf("roi: %v.DoDiff: reading the upstream gradient: %w", op, err)
+	if up, err = output.Grad(); err != nil {
+		return nil, nil, nil, fmt.Errorf("roi: %v.DoDiff: reading the upstream gradient: %w", op, err)
 	}
-	buf, ok := gv.(*tensor.Dense)
-	if ok && buf.Shape().Eq(shape) {
-		if c, err := values.Contiguous(buf); err == nil && c == buf {
-			return buf, up, nil
+	grad, ok := gv.(*tensor.Dense)
+	if !ok || !grad.Shape().Eq(shape) || (grad.Dtype() != tensor.Float32 && grad.Dtype() != tensor.Float64) {
+		return nil, nil, nil, fmt.Errorf("roi: %v.DoDiff: gradient buffer is %T %v, want a float tensor of shape %v", op, gv, values.ShapeOf(gv), shape)
+	}
+	if offsets, err := values.Offsets(grad); err != nil {
+		return nil, nil, nil, fmt.Errorf("roi: %v.DoDiff: gradient buffer: %w", op, err)
+	} else if offsets == nil {
+		return grad, up, func() error { return nil }, nil
+	}
+	scratch := newZeros(grad.Dtype(), shape)
+	finish = func() error {
+		var err error
+		switch d := scratch.Data().(type) {
+		case []float64:
+			err = opkit.Accumulate(grad, d, false)
+		case []float32:
+			err = opkit.Accumulate(grad, d, false)
 		}
+		if err != nil {
+			return fmt.Errorf("roi: %v.DoDiff: %w", op, err)
+		}
+		return nil
 	}
-	return nil, nil, fmt.Errorf("roi: %v.DoDiff: gradient buffer is %T %v, want a contiguous tensor of shape %v", op, gv, values.ShapeOf(gv), shape)
+	return scratch, up, finish, nil
 }
 
 // dtypeIndex is 0 for float32 and 1 for float64: the index of a kernel's scratch pool.

@@ -54,11 +54,14 @@ func (o poolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 // DoDiff is the LispMachine's backward step: it adds the scatter of the upstream into the
 // features' gradient buffer (accumulating, never overwriting).
 func (o poolOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Node) error {
-	buf, up, err := lispGrad(o, o.Arity(), inputs, output, o.geo.featuresShape())
+	buf, up, finish, err := lispGrad(o, o.Arity(), inputs, output, o.geo.featuresShape())
 	if err != nil || buf == nil {
 		return err
 	}
-	return poolGradOp{fwd: o}.into(buf, inputs[0].Value(), inputs[1].Value(), output.Value(), up)
+	if err := (poolGradOp{fwd: o}).into(buf, inputs[0].Value(), inputs[1].Value(), output.Value(), up); err != nil {
+		return err
+	}
+	return finish()
 }
 
 // poolGradOp is the scatter (gather false: inputs features, rois, Pool's output, upstream of

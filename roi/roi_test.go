@@ -1,11 +1,13 @@
 package roi
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"sync"
 	"testing"
 
+	"github.com/detlab/smoothl1/internal/crashtest"
 	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -424,5 +426,71 @@ func TestGradientsAccumulate(t *testing.T) {
 	for _, lisp := range []bool{false, true} {
 		_, got := runOp(t, both, features, rois, upstream, lisp)
 		assertClose(t, map[bool]string{false: "tape", true: "lisp"}[lisp], got, want, 1e-14, 1e-14)
+	}
+}
+
+// TestViewsThroughMachines: features bound as a column-slice view give, through a whole graph on
+// both machines, the loss and the features' gradient of their contiguous copy. The LispMachine
+// makes the gradient buffer like the view (strided); DoDiff adds through its strides. Before,
+// it refused the buffer with an error.
+func TestViewsThroughMachines(t *testing.T) {
+	if !crashtest.InChild(t) {
+		return
+	}
+	big := make([]float64, 2*2*5*9)
+	for i := range big {
+		big[i] = math.Cos(float64(i) * 0.7)
+	}
+	fv, err := dense(tensor.Float64, []int{2, 2, 5, 9}, big).Slice(nil, nil, nil, tensor.S(1, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := fv.(*tensor.Dense)
+	rois := []float64{0, 1, 0.5, 9, 6, 1, -2, 1, 4, 7.5, 0, 3, 3, 3, 2}
+	builds := map[string]func(f, r *G.Node) (*G.Node, error){
+		"align": func(f, r *G.Node) (*G.Node, error) {
+			return Align(f, r, 2, 3, WithSpatialScale(0.5), WithSamplingRatio(2))
+		},
+		"pool": func(f, r *G.Node) (*G.Node, error) { return Pool(f, r, 2, 3, WithSpatialScale(0.5)) },
+	}
+	for name, build := range builds {
+		for _, lisp := range []bool{false, true} {
+			run := func(features *tensor.Dense) []float64 {
+				g := G.NewGraph()
+				f := node(g, "features", features)
+				r := node(g, "rois", dense(tensor.Float64, []int{3, 5}, rois))
+				o, err := build(f, r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cost := G.Must(G.Sum(o))
+				var grads G.Nodes
+				var m G.VM
+				if lisp {
+					m = G.NewLispMachine(g, G.WithWatchlist())
+				} else {
+					if grads, err = G.Grad(cost, f); err != nil {
+						t.Fatal(err)
+					}
+					m = G.NewTapeMachine(g)
+				}
+				defer m.Close()
+				if err := m.RunAll(); err != nil {
+					t.Fatalf("%s (lisp %t): %v", name, lisp, err)
+				}
+				var gv G.Value
+				if lisp {
+					if gv, err = f.Grad(); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					gv = grads[0].Value()
+				}
+				return append(values.Float64s(o.Value()), values.Float64s(gv)...)
+			}
+			want := run(dense(tensor.Float64, []int{2, 2, 5, 7}, values.Float64s(view)))
+			got := run(view)
+			assertClose(t, fmt.Sprintf("%s (lisp %t) on a view", name, lisp), got, want, 0, 0)
+		}
 	}
 }
