@@ -1,10 +1,10 @@
 package fastrcnn
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"testing"
+
+	"github.com/detlab/smoothl1/internal/testkit"
 )
 
 // Fixtures: testdata/fastrcnn_golden.json, written by testdata/gen_fastrcnn_fixtures.py from
@@ -50,14 +50,8 @@ type golden struct {
 
 func loadGolden(t testing.TB) *golden {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/fastrcnn_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g golden
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
+	testkit.ReadJSON(t, "testdata/fastrcnn_golden.json", &g)
 	return &g
 }
 

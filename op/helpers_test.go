@@ -1,10 +1,8 @@
 package op
 
 import (
-	"encoding/json"
 	"math"
 	"math/rand"
-	"os"
 	"testing"
 
 	"github.com/detlab/smoothl1/internal/testkit"
@@ -78,14 +76,8 @@ type goldenCase struct {
 
 func loadGolden(t *testing.T) goldenFile {
 	t.Helper()
-	b, err := os.ReadFile("testdata/smoothl1_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f goldenFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
+	testkit.ReadJSON(t, "testdata/smoothl1_golden.json", &f)
 	if len(f.Cases) == 0 {
 		t.Fatal("no golden cases")
 	}

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/detlab/smoothl1/internal/crashtest"
 	"github.com/detlab/smoothl1/internal/gradcheck"
+	"github.com/detlab/smoothl1/internal/testkit"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -63,16 +63,10 @@ type xentCase struct {
 
 func loadXent(t *testing.T) []xentCase {
 	t.Helper()
-	b, err := os.ReadFile("testdata/xent_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f struct {
 		Cases []xentCase `json:"cases"`
 	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
+	testkit.ReadJSON(t, "testdata/xent_golden.json", &f)
 	if len(f.Cases) < 17 {
 		t.Fatalf("%d cross-entropy cases, want 17", len(f.Cases))
 	}

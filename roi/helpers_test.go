@@ -1,9 +1,7 @@
 package roi
 
 import (
-	"encoding/json"
 	"math/rand"
-	"os"
 	"testing"
 
 	"github.com/detlab/smoothl1/internal/testkit"
@@ -55,14 +53,8 @@ type goldenFile struct {
 
 func loadGolden(t *testing.T) goldenFile {
 	t.Helper()
-	b, err := os.ReadFile("testdata/roi_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f goldenFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
+	testkit.ReadJSON(t, "testdata/roi_golden.json", &f)
 	if len(f.Cases) == 0 {
 		t.Fatal("no golden cases")
 	}

@@ -1,12 +1,11 @@
 package rpn
 
 import (
-	"encoding/json"
-	"github.com/detlab/smoothl1/box"
 	"math"
-	"os"
 	"testing"
 
+	"github.com/detlab/smoothl1/box"
+	"github.com/detlab/smoothl1/internal/testkit"
 	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -88,14 +87,8 @@ type rpnGolden struct {
 
 func loadRPNGolden(t *testing.T) *rpnGolden {
 	t.Helper()
-	b, err := os.ReadFile("testdata/rpn_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g rpnGolden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
+	testkit.ReadJSON(t, "testdata/rpn_golden.json", &g)
 	return &g
 }
 

@@ -3,7 +3,9 @@
 package testkit
 
 import (
+	"encoding/json"
 	"math"
+	"os"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -40,5 +42,17 @@ func AssertClose(t testing.TB, what string, got, want []float64, abs, rel float6
 		if !CloseTo(got[i], want[i], abs, rel) {
 			t.Fatalf("%s[%d] = %.17g, want %.17g (|diff| %.3g)", what, i, got[i], want[i], math.Abs(got[i]-want[i]))
 		}
+	}
+}
+
+// ReadJSON decodes the JSON file at path (a committed fixture) into v, failing t if it cannot.
+func ReadJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }
