@@ -32,10 +32,3 @@ func (l layout) perDelta(b, n, k int) int {
 	a, yx := l.cell(n)
 	return (b*4*l.A+4*a+k)*l.H*l.W + yx
 }
-
-// classOf maps index i of a (B, A, H, W) tensor to the index of class c of the same anchor in a
-// (B, C*A, H, W) tensor.
-func (l layout) classOf(i, c, classes int) int {
-	plane := l.anchors()
-	return (i/plane*classes+c)*plane + i%plane
-}

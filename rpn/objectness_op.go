@@ -171,16 +171,6 @@ func floatData[T float](d *tensor.Dense) []T {
 
 type float interface{ float32 | float64 }
 
-// logitAt returns the foreground logit of anchor i (index into the (B, A, H, W) plane), and the
-// score indices it comes from (bg = -1 for Sigmoid).
-func (o objectnessOp) index(i int) (fg, bg int) {
-	if o.kind == Sigmoid {
-		return i, -1
-	}
-	lay := layout{o.shape[1] / 2, o.shape[2], o.shape[3]}
-	return lay.classOf(i, 1, 2), lay.classOf(i, 0, 2)
-}
-
 // ce is max(z, 0) - z*y + log1p(exp(-|z|)).
 func ce(z, y float64) float64 {
 	// float64(z*y): an explicit conversion rounds the product, so no build fuses it with the
@@ -204,53 +194,87 @@ func checkLabel(o objectnessOp, i int, y float64) error {
 	return nil
 }
 
+// segments splits the n anchors of a (B, A, H, W) plane into runs [lo, hi) whose scores lie at
+// a fixed offset: anchor i's foreground score is i + fg and, for Softmax2, its background score
+// i + bg (class c of anchor r of image b is at (2b+c)*plane + r in the (B, 2A, H, W) scores;
+// no division per anchor). Sigmoid has one run, offsets 0 and -1
+// (no background score).
+func (o objectnessOp) segments(n int, fn func(lo, hi, fg, bg int) error) error {
+	if o.kind == Sigmoid {
+		return fn(0, n, 0, -1)
+	}
+	plane := o.shape[1] / 2 * o.shape[2] * o.shape[3]
+	for b, lo := 0, 0; lo < n; b, lo = b+1, lo+plane {
+		// anchor i = b*plane + r: foreground (2b+1)*plane + r = i + (b+1)*plane, background i + b*plane
+		if err := fn(lo, min(lo+plane, n), (b+1)*plane, b*plane); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// labelOf is label i as -1, 0 or 1, or an error naming it.
+func labelOf[T float](o objectnessOp, i int, yl T) (float64, error) {
+	switch yl {
+	case -1, 0, 1:
+		return float64(yl), nil
+	}
+	return 0, checkLabel(o, i, float64(yl))
+}
+
 func objectnessForward[T float](o objectnessOp, scores, labels, weights []T) (float64, error) {
 	sum := 0.0
-	for i, yl := range labels {
-		y := float64(yl)
-		if err := checkLabel(o, i, y); err != nil {
-			return 0, err
+	err := o.segments(len(labels), func(lo, hi, fg, bg int) error {
+		for i := lo; i < hi; i++ {
+			if labels[i] == -1 {
+				continue
+			}
+			y, err := labelOf(o, i, labels[i])
+			if err != nil {
+				return err
+			}
+			z := float64(scores[i+fg])
+			if bg >= 0 {
+				z -= float64(scores[i+bg])
+			}
+			sum += float64(float64(weights[i]) * ce(z, y)) // rounded: no FMA (see ce)
 		}
-		if y < 0 {
-			continue
-		}
-		fg, bg := o.index(i)
-		z := float64(scores[fg])
-		if bg >= 0 {
-			z -= float64(scores[bg])
-		}
-		sum += float64(float64(weights[i]) * ce(z, y)) // rounded: no FMA (see ce)
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	return sum, nil
 }
 
 // objectnessGrad writes dst = upstream * dloss/dscores.
 func objectnessGrad[T float](o objectnessOp, scores, labels, weights []T, up float64, dst []T) error {
-	for i, yl := range labels {
-		y := float64(yl)
-		if err := checkLabel(o, i, y); err != nil {
-			return err
-		}
-		fg, bg := o.index(i)
-		if y < 0 {
-			dst[fg] = 0
-			if bg >= 0 {
-				dst[bg] = 0
+	return o.segments(len(labels), func(lo, hi, fg, bg int) error {
+		for i := lo; i < hi; i++ {
+			if labels[i] == -1 {
+				dst[i+fg] = 0
+				if bg >= 0 {
+					dst[i+bg] = 0
+				}
+				continue
 			}
-			continue
+			y, err := labelOf(o, i, labels[i])
+			if err != nil {
+				return err
+			}
+			z := float64(scores[i+fg])
+			if bg >= 0 {
+				z -= float64(scores[i+bg])
+			}
+			// d ce/dz = sigmoid(z) - y
+			g := up * float64(weights[i]) * (sigmoid(z) - y)
+			dst[i+fg] = T(g)
+			if bg >= 0 {
+				dst[i+bg] = T(-g) // z = s_fg - s_bg
+			}
 		}
-		z := float64(scores[fg])
-		if bg >= 0 {
-			z -= float64(scores[bg])
-		}
-		// d ce/dz = sigmoid(z) - y
-		g := up * float64(weights[i]) * (sigmoid(z) - y)
-		dst[fg] = T(g)
-		if bg >= 0 {
-			dst[bg] = T(-g) // z = s_fg - s_bg
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (o objectnessOp) DiffWRT(n int) []bool {
