@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Anchors is the anchor set of one feature map: Boxes[n] with n = (y*W + x)*A + a.
@@ -219,17 +220,17 @@ func AssignTargetsLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targ
 // AssignTargets, whatever the earlier calls were. A Targets it returned is valid until its next
 // call: bind it (TargetNodes.Set copies) or copy it before. The zero value is ready; an Assigner
 // is not safe for concurrent use; a nil *Assigner allocates afresh, as the package's functions.
+// A training loop that only feeds the targets to a graph needs no Targets at all:
+// TargetNodes.Assign writes them straight into the graph's tensors.
 type Assigner struct {
 	ts      []*Targets
-	scratch []*scratch
+	scratch []*scratch     // by worker
+	images  []*imageResult // by image
 	areas   []float64
 }
 
-// areasFor returns a slice of n anchor areas to fill: a's own when it has one (grown as needed).
+// areasFor returns a slice of n anchor areas to fill, grown as needed.
 func (a *Assigner) areasFor(n int) []float64 {
-	if a == nil {
-		return make([]float64, n)
-	}
 	if cap(a.areas) < n {
 		a.areas = make([]float64, n)
 	}
@@ -259,7 +260,7 @@ func (a *Assigner) AssignTargetsLevels(cfg Config, levels []*Anchors, images []I
 
 // reusable returns a's Targets when they have the sizes of these levels and B images.
 func (a *Assigner) reusable(levels []*Anchors, B int) []*Targets {
-	if a == nil || len(a.ts) != len(levels) {
+	if len(a.ts) != len(levels) {
 		return nil
 	}
 	for l, an := range levels {
@@ -292,8 +293,53 @@ func (set *anchorSet) window(g [4]float64, runs []box.Run, spans []span) []box.R
 	return runs
 }
 
-// assignLevels assigns into a's buffers (a nil: fresh ones).
+// assignLevels assigns into a's Targets (a nil: fresh ones).
 func (a *Assigner) assignLevels(cfg Config, levels []*Anchors, images []Image) ([]*Targets, error) {
+	if a == nil {
+		a = new(Assigner) // fresh buffers, returned to the caller
+	}
+	set, err := a.match(cfg, levels, images)
+	if err != nil {
+		return nil, err
+	}
+	B := len(images)
+	ts := a.reusable(levels, B)
+	if ts == nil {
+		ts = make([]*Targets, len(levels))
+		for l, an := range levels {
+			plane := an.A * an.H * an.W
+			ts[l] = &Targets{
+				B: B, A: an.A, H: an.H, W: an.W,
+				Labels:         make([]float64, B*plane),
+				ClsWeights:     make([]float64, B*plane),
+				BBoxTargets:    make([]float64, B*4*plane),
+				InsideWeights:  make([]float64, B*4*plane),
+				OutsideWeights: make([]float64, B*4*plane),
+				NumPos:         make([]int, B),
+				NumNeg:         make([]int, B),
+			}
+		}
+		a.ts = ts
+	}
+	dests := make([]dest[float64], len(ts))
+	for l, t := range ts {
+		dests[l] = dest[float64]{t.Labels, t.ClsWeights, t.BBoxTargets, t.InsideWeights, t.OutsideWeights}
+	}
+	writeTargets(cfg, set, a.images[:B], dests)
+	recorded := cfg
+	for _, t := range ts { // the image's counts over all levels, in every level's Targets
+		for b, r := range a.images[:B] {
+			t.NumPos[b], t.NumNeg[b] = r.numPos, r.numNeg
+		}
+		t.config = &recorded
+	}
+	return ts, nil
+}
+
+// match checks the inputs and labels, samples and encodes every image into a.images[:B]
+// (phase 1 of an assignment; writeTargets is phase 2). Images are spread over GOMAXPROCS
+// workers; each image's result depends on the image alone.
+func (a *Assigner) match(cfg Config, levels []*Anchors, images []Image) (*anchorSet, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -336,61 +382,48 @@ func (a *Assigner) assignLevels(cfg Config, levels []*Anchors, images []Image) (
 		}
 	}
 	B := len(images)
-	ts := a.reusable(levels, B)
-	reused := ts != nil
-	if !reused {
-		ts = make([]*Targets, len(levels))
-		for l, an := range levels {
-			plane := an.A * an.H * an.W
-			ts[l] = &Targets{
-				B: B, A: an.A, H: an.H, W: an.W,
-				Labels:         make([]float64, B*plane),
-				ClsWeights:     make([]float64, B*plane),
-				BBoxTargets:    make([]float64, B*4*plane),
-				InsideWeights:  make([]float64, B*4*plane),
-				OutsideWeights: make([]float64, B*4*plane),
-				NumPos:         make([]int, B),
-				NumNeg:         make([]int, B),
-			}
-		}
-		if a != nil {
-			a.ts = ts
-		}
-	}
 	areas := a.areasFor(len(set.boxes)) // read-only, shared by the workers
 	for i, b := range set.boxes {
 		areas[i] = box.Area(b, cfg.Coder.PlusOne)
 	}
-	workers := min(runtime.GOMAXPROCS(0), B)
-	var wg sync.WaitGroup
-	next := make(chan int, B)
-	for b := 0; b < B; b++ {
-		next <- b
+	for len(a.images) < B {
+		a.images = append(a.images, new(imageResult))
 	}
-	close(next)
+	workers := min(runtime.GOMAXPROCS(0), B)
+	for w := 0; w < workers; w++ {
+		a.scratchFor(w, len(set.boxes), set.maxA)
+	}
+	forEachImage(B, workers, func(w, b int) {
+		matchImage(cfg, set, areas, images[b], b, a.scratch[w], a.images[b])
+	})
+	return set, nil
+}
+
+// forEachImage runs fn(w, b) for every image b < B on workers goroutines (w is the worker: its
+// scratch), the images taken in turn. What fn writes for b must depend on b alone, so that the
+// results do not depend on scheduling.
+func forEachImage(B, workers int, fn func(w, b int)) {
+	if workers <= 1 {
+		for b := 0; b < B; b++ {
+			fn(0, b)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
 	wg.Add(workers)
 	for w := 0; w < workers; w++ {
-		s := a.scratchFor(w, len(set.boxes), set.maxA)
 		go func() {
 			defer wg.Done()
-			for b := range next {
-				if reused {
-					clearImage(ts, b)
-				}
-				assignImage(cfg, set, areas, images[b], b, ts, s)
+			for b := int(next.Add(1)) - 1; b < B; b = int(next.Add(1)) - 1 {
+				fn(w, b)
 			}
 		}()
 	}
 	wg.Wait()
-	recorded := cfg
-	for _, t := range ts {
-		normalise(cfg, t)
-		t.config = &recorded
-	}
-	return ts, nil
 }
 
-// scratch holds one image's per-anchor state, reused across the images of a worker.
+// scratch holds one image's per-anchor matching state, reused across the images of a worker.
 type scratch struct {
 	kept    []bool
 	matches box.Matches
@@ -399,12 +432,9 @@ type scratch struct {
 	memo    box.LogMemo
 }
 
-// scratchFor returns worker w's scratch for n anchors and at most a cell anchors per level:
-// a's own when it has one (grown as needed), else a new one.
+// scratchFor returns worker w's scratch for n anchors and at most a cell anchors per level,
+// grown as needed.
 func (a *Assigner) scratchFor(w, n, cells int) *scratch {
-	if a == nil {
-		return &scratch{kept: make([]bool, n), spans: make([]span, cells)}
-	}
 	for len(a.scratch) <= w {
 		a.scratch = append(a.scratch, &scratch{})
 	}
@@ -419,23 +449,25 @@ func (a *Assigner) scratchFor(w, n, cells int) *scratch {
 	return s
 }
 
-// clearImage zeroes what assignImage and normalise write only in part of image b's slices
-// (Labels are written whole).
-func clearImage(ts []*Targets, b int) {
-	for _, t := range ts {
-		plane := t.A * t.H * t.W
-		clear(t.ClsWeights[b*plane : (b+1)*plane])
-		for _, d := range [][]float64{t.BBoxTargets, t.InsideWeights, t.OutsideWeights} {
-			clear(d[b*4*plane : (b+1)*4*plane])
-		}
-		t.NumPos[b], t.NumNeg[b] = 0, 0
-	}
+// imageResult is one image's assignment before it is laid out: the final labels of its anchors
+// (all levels, after sampling), the regression targets of the anchors that have one (in anchor
+// order) and the sampled counts.
+type imageResult struct {
+	labels         []int8
+	enc            []encoded
+	numPos, numNeg int
 }
 
-// assignImage labels, samples and encodes image b: box.Matcher over the anchors of all levels
-// (visiting, per gt, only the grid cells that can overlap it), box.Sample, then the targets
-// written in each level's layout.
-func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, ts []*Targets, s *scratch) {
+// encoded is anchor i's regression target (dx, dy, dw, dh).
+type encoded struct {
+	i int32
+	d [4]float64
+}
+
+// matchImage labels, samples and encodes image b: box.Matcher over the anchors of all levels
+// (visiting, per gt, only the grid cells that can overlap it), box.Sample, then Coder.Encode of
+// the sampled positives (every kept anchor with EncodeAllKept).
+func matchImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, s *scratch, r *imageResult) {
 	boxes := set.boxes
 	gts := im.Boxes
 	for i, bx := range boxes {
@@ -447,87 +479,116 @@ func assignImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, t
 	candidates := func(g [4]float64, runs []box.Run) []box.Run { return set.window(g, runs, s.spans) }
 	matcher.Match(boxes, areas, s.kept, gts, candidates, &s.matches)
 	labels := s.matches.Labels
-	var numPos, numNeg int
-	numPos, numNeg, s.indices = box.Sample(labels, cfg.AnchorsPerImage, cfg.FgFraction, rand.New(rand.NewSource(cfg.Seed+int64(b))), s.indices)
-
-	for l, an := range set.levels {
-		t, offset, hw := ts[l], set.offsets[l], an.H*an.W
-		// anchor local = yx*A + a: label (b, a, y, x), delta k at (b, 4a + k, y, x)
-		labelBase, deltaBase := b*an.A*hw, b*4*an.A*hw
-		for local, a, yx := 0, 0, 0; local < an.A*hw; local++ {
-			i := offset + local
-			t.Labels[labelBase+a*hw+yx] = float64(labels[i])
-			if s.kept[i] && len(gts) > 0 && (cfg.EncodeAllKept || labels[i] == 1) {
-				d := cfg.Coder.EncodeMemo(boxes[i], gts[s.matches.Matched[i]], &s.memo)
-				ci := deltaBase + 4*a*hw + yx
-				for k := 0; k < 4; k++ {
-					t.BBoxTargets[ci+k*hw] = d[k]
-					if labels[i] == 1 {
-						t.InsideWeights[ci+k*hw] = 1
-					}
-				}
-			}
-			if a++; a == an.A {
-				a, yx = 0, yx+1
-			}
-		}
+	r.numPos, r.numNeg, s.indices = box.Sample(labels, cfg.AnchorsPerImage, cfg.FgFraction, rand.New(rand.NewSource(cfg.Seed+int64(b))), s.indices)
+	r.labels = append(r.labels[:0], labels...)
+	r.enc = r.enc[:0]
+	if len(gts) == 0 {
+		return
 	}
-	for _, t := range ts { // the image's counts over all levels, in every level's Targets
-		t.NumPos[b], t.NumNeg[b] = numPos, numNeg
+	for i, l := range labels {
+		if s.kept[i] && (cfg.EncodeAllKept || l == 1) {
+			r.enc = append(r.enc, encoded{int32(i), cfg.Coder.EncodeMemo(boxes[i], gts[s.matches.Matched[i]], &s.memo)})
+		}
 	}
 }
 
-// normalise fills ClsWeights and OutsideWeights from the labels.
-func normalise(cfg Config, t *Targets) {
-	total := 0
-	for b := 0; b < t.B; b++ {
-		total += t.NumPos[b] + t.NumNeg[b]
+// dest is where one level's targets are written, in the dtype T: Labels and ClsWeights
+// (B, A, H, W), BBoxTargets, InsideWeights and OutsideWeights (B, 4A, H, W).
+type dest[T float] struct {
+	labels, clsW, bbox, inside, outside []T
+}
+
+// writeTargets lays the images' results out in every level's dest (phase 2 of an assignment),
+// writing every element once, so nothing of an earlier assignment survives: label (b, a, y, x)
+// and delta k at (b, 4a + k, y, x) for anchor (y*W + x)*A + a of a level; the weights of the
+// Config's normalisation on sampled anchors, inside weight 1 on positives, 0 elsewhere. Values
+// are converted from float64 to T, as TargetNodes.Set does. Each (image, channel) plane is
+// written front to back in turn: writing an anchor's 4A + 2 channels together would keep that
+// many streams 4*H*W bytes apart in flight, which alias in the cache.
+func writeTargets[T float](cfg Config, set *anchorSet, results []*imageResult, dests []dest[T]) {
+	B, total := len(results), 0
+	for _, r := range results {
+		total += r.numPos + r.numNeg
 	}
-	for b := 0; b < t.B; b++ {
-		var w float64
-		switch cfg.Normalisation {
-		case PerImage:
-			if nv := t.NumPos[b] + t.NumNeg[b]; nv > 0 {
-				w = 1 / float64(nv)
-			}
-		case PerBatch:
-			if total > 0 {
-				w = 1 / float64(total)
-			}
-		case PerAnchorBudget:
-			w = 1 / (float64(cfg.AnchorsPerImage) * float64(t.B))
-		}
-		// the classification sum is also averaged over the images for PerImage
-		cw := w
-		if cfg.Normalisation == PerImage {
-			cw = w / float64(t.B)
-		}
-		// outside weights: w on every sampled anchor, or with a positive weight p, p/#pos on
-		// positives and (1-p)/#neg on negatives (py-faster-rcnn's RPN_POSITIVE_WEIGHT)
-		wPos, wNeg := w, w
-		if p := cfg.PositiveWeight; p > 0 {
-			wPos, wNeg = 0, 0
-			if t.NumPos[b] > 0 {
-				wPos = p / float64(t.NumPos[b])
-			}
-			if t.NumNeg[b] > 0 {
-				wNeg = (1 - p) / float64(t.NumNeg[b])
+	forEachImage(B, min(runtime.GOMAXPROCS(0), B), func(_, b int) {
+		r := results[b]
+		cw, wPos, wNeg := imageWeights(cfg, r.numPos, r.numNeg, total, B)
+		// what a label gives its anchor's label, classification, inside and outside weights
+		var byLabel [3][4]T // by label + 1
+		byLabel[0] = [4]T{-1, 0, 0, 0}
+		byLabel[1] = [4]T{0, T(cw), 0, T(wNeg)}
+		byLabel[2] = [4]T{1, T(cw), 1, T(wPos)}
+		for l, an := range set.levels {
+			d, hw := dests[l], an.H*an.W
+			labels := r.labels[set.offsets[l] : set.offsets[l]+an.A*hw] // anchor (yx, a) at yx*A + a
+			for a := 0; a < an.A; a++ {
+				p := (b*an.A + a) * hw
+				lab, cls := d.labels[p:p+hw], d.clsW[p:p+hw]
+				for yx := range lab {
+					v := &byLabel[labels[yx*an.A+a]+1]
+					lab[yx], cls[yx] = v[0], v[1]
+				}
+				for k := 0; k < 4; k++ {
+					p := (b*4*an.A + 4*a + k) * hw
+					in, out := d.inside[p:p+hw], d.outside[p:p+hw]
+					for yx := range in {
+						v := &byLabel[labels[yx*an.A+a]+1]
+						in[yx], out[yx] = v[2], v[3]
+					}
+					clear(d.bbox[p : p+hw])
+				}
 			}
 		}
-		lay := layout{t.A, t.H, t.W}
-		for n := 0; n < lay.anchors(); n++ {
-			li := lay.perAnchor(b, n)
-			if t.Labels[li] < 0 {
-				continue
+		// the regression targets: r.enc is in anchor order, so level by level
+		l := 0
+		for _, e := range r.enc {
+			i := int(e.i)
+			for i >= set.offsets[l]+len(set.levels[l].Boxes) {
+				l++
 			}
-			t.ClsWeights[li] = cw
-			ow := wNeg
-			if t.Labels[li] == 1 {
-				ow = wPos
+			an := set.levels[l]
+			hw, local := an.H*an.W, i-set.offsets[l]
+			yx, a := local/an.A, local%an.A
+			p := (b*4*an.A+4*a)*hw + yx
+			for k, v := range e.d {
+				dests[l].bbox[p+k*hw] = T(v)
 			}
-			for k := 0; k < 4; k++ {
-				t.OutsideWeights[lay.perDelta(b, n, k)] = ow
-			}
+		}
+	})
+}
+
+// imageWeights are an image's classification weight and its outside weights on positives and
+// negatives, given its sampled counts, the batch's total and the batch size B.
+func imageWeights(cfg Config, numPos, numNeg, total, B int) (cls, pos, neg float64) {
+	var w float64
+	switch cfg.Normalisation {
+	case PerImage:
+		if nv := numPos + numNeg; nv > 0 {
+			w = 1 / float64(nv)
+		}
+	case PerBatch:
+		if total > 0 {
+			w = 1 / float64(total)
+		}
+	case PerAnchorBudget:
+		w = 1 / (float64(cfg.AnchorsPerImage) * float64(B))
+	}
+	// the classification sum is also averaged over the images for PerImage
+	cls = w
+	if cfg.Normalisation == PerImage {
+		cls = w / float64(B)
+	}
+	// outside weights: w on every sampled anchor, or with a positive weight p, p/#pos on
+	// positives and (1-p)/#neg on negatives (py-faster-rcnn's RPN_POSITIVE_WEIGHT)
+	pos, neg = w, w
+	if p := cfg.PositiveWeight; p > 0 {
+		pos, neg = 0, 0
+		if numPos > 0 {
+			pos = p / float64(numPos)
+		}
+		if numNeg > 0 {
+			neg = (1 - p) / float64(numNeg)
 		}
 	}
+	return cls, pos, neg
 }

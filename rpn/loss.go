@@ -10,7 +10,8 @@ import (
 )
 
 // TargetNodes are the graph inputs that carry a batch's Targets. Make them once per graph with
-// NewTargetNodes and refresh them every step with Set, so a compiled machine can be reused.
+// NewTargetNodes and refresh them every step with Assign (or Set), so a compiled machine can be
+// reused.
 type TargetNodes struct {
 	B, A, H, W int
 	// Labels and ClsWeights (B, A, H, W); BBoxTargets, InsideWeights, OutsideWeights (B, 4A, H, W).
@@ -21,9 +22,17 @@ type TargetNodes struct {
 	// reduction, so the two must agree (checked by Set and Loss; nil: not known yet).
 	targetsNorm, lossNorm *normalisation
 
-	// bound are the tensors Set made and binds; later Sets overwrite them in place, so a step
-	// allocates nothing for the targets. Set rewrites every element, so nothing stale survives.
+	// bound are the tensors Set and Assign made and bind; later calls overwrite them in place, so
+	// a step allocates nothing for the targets. Both rewrite every element, so nothing stale
+	// survives.
 	bound [5]*tensor.Dense
+	// assigner is Assign's scratch (AssignNodesLevels': the first level's nodes').
+	assigner Assigner
+}
+
+// all are the five nodes in the order of bound.
+func (tn *TargetNodes) all() [5]*G.Node {
+	return [5]*G.Node{tn.Labels, tn.ClsWeights, tn.BBoxTargets, tn.InsideWeights, tn.OutsideWeights}
 }
 
 // checkNormalisation reports targets and a loss whose normalisations differ.
