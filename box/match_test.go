@@ -2,6 +2,7 @@ package box
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"slices"
 	"testing"
@@ -117,4 +118,44 @@ func ExampleSample() {
 	pos, neg, _ := Sample(labels, 4, 0.5, rand.New(rand.NewSource(1)), nil) // at most 2 positives, 4 in all
 	fmt.Println(pos, neg)
 	// Output: 2 2
+}
+
+// TestSampleUniform: whichever set the shuffle draws (the kept entries when few are kept, the
+// dropped ones when few are dropped), each entry is kept with probability keep/n. Over 40,000
+// draws the count of each of n = 10 entries is binomial(40000, keep/10): the bound is 6 standard
+// deviations (hand-derived: sqrt(40000 * p * (1 - p)) <= 100), far from any seed's luck and far
+// below the bias a wrong shuffle gives (an off-by-one in the swap range keeps entry 0 always or
+// never).
+func TestSampleUniform(t *testing.T) {
+	const n, trials = 10, 40000
+	for _, keep := range []int{2, 5, 8} { // draws the kept, either, the dropped
+		t.Run(fmt.Sprint("keep ", keep), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(int64(keep)))
+			var kept [n]int
+			labels := make([]int8, n)
+			var scratch []int
+			for range trials {
+				for i := range labels {
+					labels[i] = 0
+				}
+				var got int
+				got, scratch = disableExcess(labels, 0, keep, rng, scratch)
+				if got != keep {
+					t.Fatalf("kept %d, want %d", got, keep)
+				}
+				for i, l := range labels {
+					if l == 0 {
+						kept[i]++
+					}
+				}
+			}
+			p := float64(keep) / n
+			sd := math.Sqrt(trials * p * (1 - p))
+			for i, c := range kept {
+				if math.Abs(float64(c)-trials*p) > 6*sd {
+					t.Fatalf("entry %d kept %d times in %d, want %.0f ± %.0f", i, c, trials, trials*p, 6*sd)
+				}
+			}
+		})
+	}
 }
