@@ -1,7 +1,14 @@
 package box
 
-// Run is the reference boxes First, First+Step, ..., First+(Count-1)*Step.
-type Run struct{ First, Count, Step int }
+import "slices"
+
+// Run is the reference boxes First, First+Step, ..., First+(Count-1)*Step. With SameY every box
+// of the run has the y coordinates of the first (a row of an anchor grid), and Match computes
+// their height overlap with a gt once.
+type Run struct {
+	First, Count, Step int
+	SameY              bool
+}
 
 // Matcher labels reference boxes (anchors, proposals) against ground-truth boxes, as
 // torchvision's Matcher (with allow_low_quality_matches) and py-faster-rcnn's
@@ -35,6 +42,58 @@ type Matches struct {
 	// collected in pass 1 so that no IoU is computed twice.
 	ties   []int32
 	tieEnd []int
+	all    []bool // every box kept, for a nil kept
+}
+
+// visit is pass 1 of Match for gt j (box g, area areaG) over the boxes of run r: each kept box's
+// best IoU and gt, and the gt's best IoU best with its boxes in out.ties[start:]. It returns the
+// ties and best. A function of its own, so that its loop keeps its values in registers.
+//
+// The IoU is iou(boxes[i], g, areas[i], areaG, o) inlined, the same operations with min and max
+// written as comparisons: for finite coordinates they differ from the builtins only in the sign
+// of a zero, which no result sees (x - (+0) = x - (-0) for x != 0, and a zero width is skipped).
+func (out *Matches) visit(r Run, boxes [][4]float64, areas []float64, kept []bool, g [4]float64, areaG, o float64, j int32, start int, best float64) ([]int32, float64) {
+	ties := out.ties
+	maxIoU, matched := out.MaxIoU, out.Matched
+	gx0, gy0, gx1, gy1 := g[0], g[1], g[2], g[3]
+	ih := 0.0 // with r.SameY, the run's height overlap
+	if r.SameY && r.Count > 0 {
+		b := &boxes[r.First]
+		if ih = min(b[3], gy1) - max(b[1], gy0) + o; ih <= 0 {
+			return ties, best // no box of the run overlaps g
+		}
+	}
+	for k, i := 0, r.First; k < r.Count; k, i = k+1, i+r.Step {
+		if !kept[i] {
+			continue
+		}
+		b := &boxes[i]
+		iw := min(b[2], gx1) - max(b[0], gx0) + o
+		if iw <= 0 {
+			continue // IoU 0: changes no maximum and is no gt's best (> 0)
+		}
+		if !r.SameY {
+			if ih = min(b[3], gy1) - max(b[1], gy0) + o; ih <= 0 {
+				continue
+			}
+		}
+		inter := float64(iw * ih)
+		union := areas[i] + areaG - inter
+		if union <= 0 {
+			continue
+		}
+		v := inter / union
+		if v > maxIoU[i] {
+			maxIoU[i], matched[i] = v, j
+		}
+		if v >= best && v > 0 {
+			if v > best {
+				best, ties = v, ties[:start]
+			}
+			ties = append(ties, int32(i))
+		}
+	}
+	return ties, best
 }
 
 func (m *Matches) reset(n, gts int) {
@@ -77,48 +136,27 @@ func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][
 	visit := func(g [4]float64) []Run {
 		out.runs = out.runs[:0]
 		if candidates == nil {
-			return append(out.runs, Run{0, n, 1})
+			return append(out.runs, Run{First: 0, Count: n, Step: 1})
 		}
 		out.runs = candidates(g, out.runs)
 		return out.runs
 	}
 	// pass 1, gt by gt: each kept box's best IoU and gt (only a strictly larger IoU replaces, so
 	// the first gt wins ties), each gt's best IoU over the kept boxes and the boxes that reach it
-	for j, g := range gts {
-		areaG := area(g, o)
-		start := len(out.ties)
-		for _, r := range visit(g) {
-			for k, i := 0, r.First; k < r.Count; k, i = k+1, i+r.Step {
-				if !isKept(i) {
-					continue
-				}
-				// iou(boxes[i], g, areas[i], areaG, o), inlined: the same operations, the same bits
-				b := &boxes[i]
-				iw := min(b[2], g[2]) - max(b[0], g[0]) + o
-				if iw <= 0 {
-					continue // IoU 0: changes no maximum and is no gt's best (> 0)
-				}
-				ih := min(b[3], g[3]) - max(b[1], g[1]) + o
-				if ih <= 0 {
-					continue
-				}
-				inter := float64(iw * ih)
-				union := areas[i] + areaG - inter
-				if union <= 0 {
-					continue
-				}
-				v := inter / union
-				if v > out.MaxIoU[i] {
-					out.MaxIoU[i], out.Matched[i] = v, int32(j)
-				}
-				if v >= out.gtMax[j] && v > 0 {
-					if v > out.gtMax[j] {
-						out.gtMax[j], out.ties = v, out.ties[:start]
-					}
-					out.ties = append(out.ties, int32(i))
-				}
-			}
+	if kept == nil {
+		out.all = slices.Grow(out.all[:0], n)[:n]
+		for i := range out.all {
+			out.all[i] = true
 		}
+		kept = out.all
+	}
+	for j, g := range gts {
+		start := len(out.ties)
+		best := out.gtMax[j]
+		for _, r := range visit(g) {
+			out.ties, best = out.visit(r, boxes, areas, kept, g, area(g, o), o, int32(j), start, best)
+		}
+		out.gtMax[j] = best
 		out.tieEnd = append(out.tieEnd, len(out.ties))
 	}
 	negatives := func() {

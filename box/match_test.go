@@ -62,6 +62,44 @@ func TestMatcherCandidates(t *testing.T) {
 	}
 }
 
+// TestMatcherSameYRuns: on a grid of boxes (rows of 12 boxes sharing their y coordinates, with
+// zeros of both signs among the coordinates), runs marked SameY, one per row and step 1 or 2,
+// give exactly the labels, matches and best IoUs of visiting every box, with and without the
+// +1 convention, among them gts that miss whole rows.
+func TestMatcherSameYRuns(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	const rows, cols = 10, 12
+	var boxes [][4]float64
+	for y := 0; y < rows; y++ {
+		y0, h := float64(y*10-20), 5+rng.Float64()*30
+		for x := 0; x < cols; x++ {
+			x0 := float64(x*9) - 10 + rng.Float64()*3
+			b := [4]float64{x0, y0, x0 + 4 + rng.Float64()*25, y0 + h}
+			if y0 == 0 && x%2 == 1 {
+				b[1] = math.Copysign(0, -1) // -0: equal to the row's +0
+			}
+			boxes = append(boxes, b)
+		}
+	}
+	gts, _ := randomBoxes(rng, 8, 100, 5, 40)
+	for _, plusOne := range []bool{false, true} {
+		m := Matcher{High: 0.5, Low: 0.2, AllowLowQuality: true, PlusOne: plusOne}
+		var all, runs Matches
+		m.Match(boxes, nil, nil, gts, nil, &all)
+		m.Match(boxes, nil, nil, gts, func(_ [4]float64, r []Run) []Run {
+			for y := 0; y < rows; y++ {
+				r = append(r, Run{First: y * cols, Count: cols / 2, Step: 2, SameY: true},
+					Run{First: y*cols + 1, Count: cols / 2, Step: 2, SameY: true})
+			}
+			return r
+		}, &runs)
+		if !slices.Equal(all.Labels, runs.Labels) || !slices.Equal(all.Matched, runs.Matched) ||
+			!slices.Equal(all.MaxIoU, runs.MaxIoU) {
+			t.Fatalf("plusOne %v: SameY runs differ from visiting every box", plusOne)
+		}
+	}
+}
+
 // TestSample: at most int(0.5*256) = 128 positives and 256 - positives negatives are kept, the
 // rest turned to -1; with few positives the negatives fill the budget; a seed reproduces the
 // choice.

@@ -85,7 +85,7 @@ func (an *Anchors) window(grid bool, g [4]float64, offset int, runs []box.Run, s
 	for y := Y0; y <= Y1; y++ {
 		for a, sp := range spans[:an.A] {
 			if y >= sp.y0 && y <= sp.y1 && sp.x0 <= sp.x1 {
-				runs = append(runs, box.Run{First: offset + (y*an.W+sp.x0)*an.A + a, Count: sp.x1 - sp.x0 + 1, Step: an.A})
+				runs = append(runs, box.Run{First: offset + (y*an.W+sp.x0)*an.A + a, Count: sp.x1 - sp.x0 + 1, Step: an.A, SameY: true})
 			}
 		}
 	}
