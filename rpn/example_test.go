@@ -62,6 +62,56 @@ func ExampleLoss() {
 	// cls 0.693147 reg 0.001963 total 0.695110
 }
 
+// A training loop: the target nodes are made once, and each step's Assign labels, samples and
+// encodes that step's images straight into them.
+func ExampleTargetNodes_Assign() {
+	cell := rpn.GenerateAnchors(16, []float64{0.5, 1, 2}, []float64{1, 2})
+	anchors, err := rpn.NewAnchors(cell, 4, 5, 16)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cfg := rpn.DefaultConfig()
+	g := G.NewGraph()
+	B, A, H, W := 1, anchors.A, anchors.H, anchors.W
+	scores := G.NewTensor(g, tensor.Float64, 4, G.WithShape(B, 2*A, H, W), G.WithName("scores"), G.WithInit(G.Zeroes()))
+	deltas := G.NewTensor(g, tensor.Float64, 4, G.WithShape(B, 4*A, H, W), G.WithName("deltas"), G.WithInit(G.Zeroes()))
+	tn, err := rpn.NewTargetNodes(g, tensor.Float64, B, A, H, W, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	total, cls, reg, err := rpn.Loss(scores, deltas, tn, cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := G.Grad(total, scores, deltas); err != nil {
+		fmt.Println(err)
+		return
+	}
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	for step, boxes := range [][][4]float64{{{20, 10, 50, 40}}, nil} {
+		images := []rpn.Image{{Height: 64, Width: 80, Boxes: boxes}}
+		if err := tn.Assign(cfg, anchors, images); err != nil {
+			fmt.Println(err)
+			return
+		}
+		if err := m.RunAll(); err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("step %d: cls %.6f reg %.6f\n", step, cls.Value().Data(), reg.Value().Data())
+		m.Reset()
+	}
+	// By hand: step 0 is ExampleLoss's batch (the same numbers); step 1's image has no gt, so
+	// all 53 anchors inside it are negatives: cls is still ln 2 (zero scores), reg 0.
+	// Output:
+	// step 0: cls 0.693147 reg 0.001963
+	// step 1: cls 0.693147 reg 0.000000
+}
+
 // The targets of ExampleLoss's scene: one positive, the 32x32 anchor that best matches the gt.
 func ExampleAssignTargets() {
 	anchors, err := rpn.NewAnchors(rpn.GenerateAnchors(16, []float64{0.5, 1, 2}, []float64{1, 2}), 4, 5, 16)

@@ -184,11 +184,7 @@ func (s *session) train(learn G.Nodes, prepare func(step int, seed int64, batch 
 			images[i] = rpn.Image{Height: float64(opts.ImageSize), Width: float64(opts.ImageSize), Boxes: batch[i].Boxes}
 		}
 		s.cfg.Seed = opts.Seed + int64(step)*int64(opts.Batch)
-		tg, err := rpn.AssignTargets(s.cfg, s.an, images)
-		if err != nil {
-			return nil, nil, 0, err
-		}
-		if err := s.rpnNodes.Set(tg); err != nil {
+		if err := s.rpnNodes.Assign(s.cfg, s.an, images); err != nil {
 			return nil, nil, 0, err
 		}
 		if prepare != nil {
