@@ -1,13 +1,52 @@
 package box
 
-import "slices"
+import (
+	"math"
+	"slices"
+)
 
 // Run is the reference boxes First, First+Step, ..., First+(Count-1)*Step. With SameY every box
 // of the run has the y coordinates of the first (a row of an anchor grid), and Match computes
-// their height overlap with a gt once.
+// their height overlap with a gt once. Sizes, when not nil, holds the widths and heights of every
+// box of the run (a Matcher with Prune uses it).
 type Run struct {
 	First, Count, Step int
 	SameY              bool
+	Sizes              *SizeRange
+}
+
+// SizeRange bounds the sizes of some boxes: every box's x2 - x1 lies in [MinW, MaxW] and y2 - y1
+// in [MinH, MaxH] (as computed in float64, without PlusOne's +1).
+type SizeRange struct{ MinW, MaxW, MinH, MaxH float64 }
+
+// IoUBound is a bound on the IoU that Match computes between g and any box of the range (with
+// areas from Area): no such IoU exceeds it. +Inf when the range gives no bound (empty or NaN
+// sizes).
+//
+// With I = min(MaxW + o, gw) * min(MaxH + o, gh) (o = 1 with plusOne) and A = (MinW + o) * (MinH
+// + o), the bound is I / (A + area(g) - I): each of Match's operations (a difference, +o, a
+// product, a sum, a quotient) is no larger here than there on every box of the range, and
+// rounding to nearest is monotone, so the computed bound is no smaller than any computed IoU.
+// The same operations in the same order, with products rounded (no FMA), keep that true.
+func (s *SizeRange) IoUBound(g [4]float64, plusOne bool) float64 {
+	return s.iouBound(g, area(g, one(plusOne)), one(plusOne))
+}
+
+func (s *SizeRange) iouBound(g [4]float64, areaG, o float64) float64 {
+	minW, minH := s.MinW+o, s.MinH+o
+	if !(minW > 0 && minH > 0) {
+		return math.Inf(1)
+	}
+	iw, ih := min(s.MaxW+o, g[2]-g[0]+o), min(s.MaxH+o, g[3]-g[1]+o)
+	if !(iw > 0 && ih > 0) {
+		return 0 // Match computes no IoU: every width or height overlap is <= 0
+	}
+	inter := float64(iw * ih)
+	union := float64(minW*minH) + areaG - inter
+	if !(union > 0) {
+		return math.Inf(1)
+	}
+	return inter / union
 }
 
 // Matcher labels reference boxes (anchors, proposals) against ground-truth boxes, as
@@ -29,6 +68,15 @@ type Matcher struct {
 	AllowLowQuality, ClobberPositives bool
 	// PlusOne is the pixel convention of the IoUs.
 	PlusOne bool
+	// Prune skips the candidate runs (with Sizes) whose IoUs with a gt are bounded (IoUBound)
+	// below Low, below High and below the gt's best IoU so far: such an IoU decides no label (it
+	// is below both thresholds, so neither makes a box positive nor keeps it from being negative,
+	// and it is no gt's best). The labels are those without Prune, and so are Matched and MaxIoU
+	// of every box whose best IoU is >= min(Low, High) and of every gt's best box (with
+	// AllowLowQuality, computed again over all gts): every positive's match. The other boxes'
+	// MaxIoU may be lower and their Matched another gt's (some of their IoUs are not computed).
+	// It needs areas from Area.
+	Prune bool
 }
 
 // Matches is Match's result, one entry per reference box; reused across calls.
@@ -150,14 +198,43 @@ func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][
 		}
 		kept = out.all
 	}
+	floor := min(m.Low, m.High) // an IoU below it and below a gt's best decides nothing
 	for j, g := range gts {
 		start := len(out.ties)
 		best := out.gtMax[j]
+		areaG := area(g, o)
+		var sizes *SizeRange // the last run's, and its bound
+		var bound float64
 		for _, r := range visit(g) {
-			out.ties, best = out.visit(r, boxes, areas, kept, g, area(g, o), o, int32(j), start, best)
+			if m.Prune && r.Sizes != nil {
+				if r.Sizes != sizes {
+					sizes, bound = r.Sizes, r.Sizes.iouBound(g, areaG, o)
+				}
+				if bound < floor && bound < best {
+					continue
+				}
+			}
+			out.ties, best = out.visit(r, boxes, areas, kept, g, areaG, o, int32(j), start, best)
 		}
 		out.gtMax[j] = best
 		out.tieEnd = append(out.tieEnd, len(out.ties))
+	}
+	if m.Prune && m.AllowLowQuality {
+		// a gt's best box is positive even below the floor, and its match is its own best gt
+		// over all gts (torchvision's all_matches), but its IoUs below the floor may have been
+		// skipped: compute its best again over every gt, in gt order (the first gt wins ties)
+		for _, i := range out.ties {
+			if out.MaxIoU[i] >= floor {
+				continue // every skipped IoU is below the floor, so below this box's best
+			}
+			best, at := 0.0, int32(0)
+			for j, g := range gts {
+				if v := iou(boxes[i], g, areas[i], area(g, o), o); v > best {
+					best, at = v, int32(j)
+				}
+			}
+			out.MaxIoU[i], out.Matched[i] = best, at
+		}
 	}
 	negatives := func() {
 		for i := 0; i < n; i++ {

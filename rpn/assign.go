@@ -62,32 +62,30 @@ func (an *Anchors) onGrid() bool {
 // box.
 type span struct{ x0, x1, y0, y1 int }
 
-// window appends to runs the anchors that can overlap box g, numbered from offset: a superset
-// of every anchor with a positive intersection. Without a grid it is every anchor. spans is
-// scratch of length >= A.
-func (an *Anchors) window(grid bool, g [4]float64, offset int, runs []box.Run, spans []span) []box.Run {
-	if !grid {
-		return append(runs, box.Run{First: offset, Count: len(an.Boxes), Step: 1})
-	}
+// cellSpans sets spans[a], for each cell anchor a, to the grid cells whose shifted copy can
+// reach box g: every anchor with a positive intersection with g lies in them. Anchors on a grid
+// only (onGrid).
+func (an *Anchors) cellSpans(g [4]float64, spans []span) {
 	sx, sy := an.strideX, an.strideY
 	lo := func(v float64, hi int) int { return gridIndex(math.Ceil, v, 0, hi, true) }
 	up := func(v float64, hi int) int { return gridIndex(math.Floor, v, -1, hi, false) }
 	// per cell anchor a: cells whose shifted box reaches into [g0 - 1, g2 + 1] x [g1 - 1, g3 + 1]
-	Y0, Y1 := an.H, -1
 	for a, c := range an.cell {
-		sp := span{
+		spans[a] = span{
 			x0: lo((g[0]-1-c[2])/sx, an.W), x1: up((g[2]+1-c[0])/sx, an.W-1),
 			y0: lo((g[1]-1-c[3])/sy, an.H), y1: up((g[3]+1-c[1])/sy, an.H-1),
 		}
-		spans[a] = sp
-		Y0, Y1 = min(Y0, sp.y0), max(Y1, sp.y1)
 	}
-	for y := Y0; y <= Y1; y++ {
-		for a, sp := range spans[:an.A] {
-			if y >= sp.y0 && y <= sp.y1 && sp.x0 <= sp.x1 {
-				runs = append(runs, box.Run{First: offset + (y*an.W+sp.x0)*an.A + a, Count: sp.x1 - sp.x0 + 1, Step: an.A, SameY: true})
-			}
-		}
+}
+
+// shapeRuns appends the runs of cell anchor a within sp, one per grid row (numbered from
+// offset): the row's anchors share their y coordinates, and sizes bounds their sizes.
+func (an *Anchors) shapeRuns(a int, sp span, offset int, sizes *box.SizeRange, runs []box.Run) []box.Run {
+	if sp.x0 > sp.x1 {
+		return runs
+	}
+	for y := sp.y0; y <= sp.y1; y++ {
+		runs = append(runs, box.Run{First: offset + (y*an.W+sp.x0)*an.A + a, Count: sp.x1 - sp.x0 + 1, Step: an.A, SameY: true, Sizes: sizes})
 	}
 	return runs
 }
@@ -281,16 +279,66 @@ type anchorSet struct {
 	offsets []int
 	grids   []bool
 	boxes   [][4]float64 // concatenated (level 0's own slice when there is one level)
-	maxA    int
+	shapes  int          // cell anchors of the levels on a grid
+	// sizes[l][a] bounds the sizes of level l's anchors of cell anchor a (levels on a grid)
+	sizes    [][]box.SizeRange
+	plusOne  bool
+	spanBase []int // level l's spans start at spanBase[l] in a worker's scratch
 }
 
-// window appends the runs of anchors (all levels) that can overlap g.
-func (set *anchorSet) window(g [4]float64, runs []box.Run, spans []span) []box.Run {
-	runs = runs[:0]
+// shape is one cell anchor of one level, with its IoU bound for the gt at hand.
+type shape struct {
+	level, a int
+	bound    float64
+}
+
+// window appends the runs of anchors (all levels) that can overlap g: first every anchor of the
+// levels not on a grid, then, shape by shape (one cell anchor of one level), in decreasing order
+// of the bound on their IoU with g, each shape's rows within reach of g. The order makes a
+// pruning Matcher find the gt's best IoU early; the results do not depend on it.
+func (set *anchorSet) window(g [4]float64, runs []box.Run, spans []span, order []shape) ([]box.Run, []shape) {
+	runs, order = runs[:0], order[:0]
 	for l, an := range set.levels {
-		runs = an.window(set.grids[l], g, set.offsets[l], runs, spans)
+		if !set.grids[l] {
+			runs = append(runs, box.Run{First: set.offsets[l], Count: len(an.Boxes), Step: 1})
+			continue
+		}
+		an.cellSpans(g, spans[set.spanBase[l]:])
+		for a := range an.A {
+			order = append(order, shape{l, a, set.sizes[l][a].IoUBound(g, set.plusOne)})
+		}
 	}
-	return runs
+	// insertion sort, stable: a handful of shapes (3 to 15 in the usual RPNs)
+	for i := 1; i < len(order); i++ {
+		for k := i; k > 0 && order[k].bound > order[k-1].bound; k-- {
+			order[k], order[k-1] = order[k-1], order[k]
+		}
+	}
+	for _, sh := range order {
+		an := set.levels[sh.level]
+		runs = an.shapeRuns(sh.a, spans[set.spanBase[sh.level]+sh.a], set.offsets[sh.level], &set.sizes[sh.level][sh.a], runs)
+	}
+	return runs, order
+}
+
+// sizeRanges fills set.sizes from the anchors of the levels on a grid.
+func (set *anchorSet) sizeRanges() {
+	set.sizes = make([][]box.SizeRange, len(set.levels))
+	for l, an := range set.levels {
+		if !set.grids[l] {
+			continue
+		}
+		r := make([]box.SizeRange, an.A)
+		for a := range r {
+			r[a] = box.SizeRange{MinW: math.Inf(1), MaxW: math.Inf(-1), MinH: math.Inf(1), MaxH: math.Inf(-1)}
+		}
+		for n, b := range an.Boxes {
+			w, h := b[2]-b[0], b[3]-b[1]
+			sr := &r[n%an.A]
+			sr.MinW, sr.MaxW, sr.MinH, sr.MaxH = min(sr.MinW, w), max(sr.MaxW, w), min(sr.MinH, h), max(sr.MaxH, h)
+		}
+		set.sizes[l] = r
+	}
 }
 
 // assignLevels assigns into a's Targets (a nil: fresh ones).
@@ -354,9 +402,14 @@ func (a *Assigner) match(cfg Config, levels []*Anchors, images []Image) (*anchor
 		}
 		set.offsets = append(set.offsets, total)
 		set.grids = append(set.grids, an.onGrid())
-		set.maxA = max(set.maxA, an.A)
+		set.spanBase = append(set.spanBase, set.shapes)
+		if set.grids[l] {
+			set.shapes += an.A
+		}
 		total += len(an.Boxes)
 	}
+	set.plusOne = cfg.Coder.PlusOne
+	set.sizeRanges()
 	if len(levels) == 1 {
 		set.boxes = levels[0].Boxes
 	} else {
@@ -391,7 +444,7 @@ func (a *Assigner) match(cfg Config, levels []*Anchors, images []Image) (*anchor
 	}
 	workers := min(runtime.GOMAXPROCS(0), B)
 	for w := 0; w < workers; w++ {
-		a.scratchFor(w, len(set.boxes), set.maxA)
+		a.scratchFor(w, len(set.boxes), set.shapes)
 	}
 	forEachImage(B, workers, func(w, b int) {
 		matchImage(cfg, set, areas, images[b], b, a.scratch[w], a.images[b])
@@ -429,11 +482,12 @@ type scratch struct {
 	matches box.Matches
 	indices []int
 	spans   []span
+	order   []shape
 	memo    box.LogMemo
 }
 
-// scratchFor returns worker w's scratch for n anchors and at most a cell anchors per level,
-// grown as needed.
+// scratchFor returns worker w's scratch for n anchors and the given number of cell anchors (all
+// levels), grown as needed.
 func (a *Assigner) scratchFor(w, n, cells int) *scratch {
 	for len(a.scratch) <= w {
 		a.scratch = append(a.scratch, &scratch{})
@@ -474,9 +528,14 @@ func matchImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, s 
 		s.kept[i] = !cfg.FilterBorder || (bx[0] >= -cfg.AllowedBorder && bx[1] >= -cfg.AllowedBorder &&
 			bx[2] < im.Width+cfg.AllowedBorder && bx[3] < im.Height+cfg.AllowedBorder)
 	}
+	// Prune: the labels are exact, and so is the match of every anchor whose best IoU reaches a
+	// threshold; the other anchors' matches are read only with EncodeAllKept
 	matcher := box.Matcher{High: cfg.PositiveIoU, Low: cfg.NegativeIoU, AllowLowQuality: true,
-		ClobberPositives: cfg.ClobberPositives, PlusOne: cfg.Coder.PlusOne}
-	candidates := func(g [4]float64, runs []box.Run) []box.Run { return set.window(g, runs, s.spans) }
+		ClobberPositives: cfg.ClobberPositives, PlusOne: cfg.Coder.PlusOne, Prune: !cfg.EncodeAllKept}
+	candidates := func(g [4]float64, runs []box.Run) []box.Run {
+		runs, s.order = set.window(g, runs, s.spans, s.order)
+		return runs
+	}
 	matcher.Match(boxes, areas, s.kept, gts, candidates, &s.matches)
 	labels := s.matches.Labels
 	r.numPos, r.numNeg, s.indices = box.Sample(labels, cfg.AnchorsPerImage, cfg.FgFraction, rand.New(rand.NewSource(cfg.Seed+int64(b))), s.indices)

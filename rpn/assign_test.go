@@ -71,10 +71,12 @@ func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *
 			a, y, x := n%A, (n/A)/W, (n/A)%W
 			li := b*plane + (a*H+y)*W + x
 			l := tg.Labels[li]
-			best, isGtBest := 0.0, false
+			best, isGtBest, argmax := 0.0, false, 0
 			for j, g := range im.Boxes {
 				v := box.IoU(anchor, g, cfg.Coder.PlusOne)
-				best = math.Max(best, v)
+				if v > best { // the first gt wins ties
+					best, argmax = v, j
+				}
 				if v == gtBest[j] && v > 0 {
 					isGtBest = true
 				}
@@ -85,6 +87,14 @@ func checkInvariants(t *testing.T, cfg Config, an *Anchors, images []Image, tg *
 				pos++
 				if !inside || !(best >= cfg.PositiveIoU || isGtBest) {
 					t.Fatalf("image %d anchor %d: positive with best IoU %v, gt-best %t, inside %t", b, n, best, isGtBest, inside)
+				}
+				// a positive's regression target encodes its best gt (torchvision's all_matches,
+				// py-faster-rcnn's argmax), whatever made it positive
+				want := cfg.Coder.Encode(anchor, im.Boxes[argmax])
+				for k := 0; k < 4; k++ {
+					if got := tg.BBoxTargets[b*4*plane+((4*a+k)*H+y)*W+x]; math.Float64bits(got) != math.Float64bits(want[k]) {
+						t.Fatalf("image %d anchor %d: target %d is %v, want %v (gt %d, IoU %v)", b, n, k, got, want[k], argmax, best)
+					}
 				}
 			case 0:
 				neg++
@@ -374,4 +384,40 @@ func TestPositiveWeight(t *testing.T) {
 			t.Fatalf("anchor plane index %d: classification weight %v, want %v", n, tg.ClsWeights[n], wantCls)
 		}
 	}
+}
+
+// TestAssignPrunedLowQualityMatch: an anchor made positive as a small gt's best (IoU below the
+// thresholds) encodes its own best gt, even when the matcher skipped that IoU. Hand-derived
+// scene (TorchvisionConfig, no +1): 16x16 and 64x64 cell anchors, stride 16. Anchor i =
+// [40, 40, 56, 56] is gt 0 = [46, 46, 50, 50]'s best (IoU 16/256 = 0.0625, the only anchor that
+// overlaps it more), and overlaps gt 1 = [20, 20, 80, 80] with IoU 256/3600 = 0.0711; gt 1's best
+// is the 64x64 anchor [16, 16, 80, 80] (IoU 3600/4096 = 0.879), so the 16x16 shape's bound for
+// gt 1 (0.0711) is below both 0.3 and 0.879, and its IoUs with gt 1 are skipped. Anchor i's
+// target must still encode gt 1, its best gt (as torchvision's all_matches).
+func TestAssignPrunedLowQualityMatch(t *testing.T) {
+	an, err := NewAnchors([][4]float64{{-8, -8, 8, 8}, {-32, -32, 32, 32}}, 8, 8, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := TorchvisionConfig()
+	gts := [][4]float64{{46, 46, 50, 50}, {20, 20, 80, 80}}
+	tg, err := AssignTargets(cfg, an, []Image{{Height: 128, Width: 128, Boxes: gts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const y, x, a = 3, 3, 0 // anchor i: cell (3, 3), shape 0: [-8, -8, 8, 8] + 48
+	if an.Boxes[(y*an.W+x)*an.A+a] != [4]float64{40, 40, 56, 56} {
+		t.Fatalf("anchor i is %v", an.Boxes[(y*an.W+x)*an.A+a])
+	}
+	hw := an.H * an.W
+	if l := tg.Labels[a*hw+y*an.W+x]; l != 1 {
+		t.Fatalf("anchor i has label %v, want 1 (gt 0's best)", l)
+	}
+	want := cfg.Coder.Encode([4]float64{40, 40, 56, 56}, gts[1])
+	for k := 0; k < 4; k++ {
+		if got := tg.BBoxTargets[(4*a+k)*hw+y*an.W+x]; got != want[k] {
+			t.Fatalf("target %d is %v, want %v (gt 1's encoding; gt 0's is %v)", k, got, want[k], cfg.Coder.Encode([4]float64{40, 40, 56, 56}, gts[0]))
+		}
+	}
+	checkInvariants(t, cfg, an, []Image{{Height: 128, Width: 128, Boxes: gts}}, tg, false)
 }
