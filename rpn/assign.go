@@ -581,20 +581,18 @@ func writeTargets[T float](cfg Config, set *anchorSet, results []*imageResult, d
 			d, hw := dests[l], an.H*an.W
 			labels := r.labels[set.offsets[l] : set.offsets[l]+an.A*hw] // anchor (yx, a) at yx*A + a
 			for a := 0; a < an.A; a++ {
-				p := (b*an.A + a) * hw
+				p, q := (b*an.A+a)*hw, (b*4*an.A+4*a)*hw // label plane, delta 0's plane
 				lab, cls := d.labels[p:p+hw], d.clsW[p:p+hw]
+				in, out := d.inside[q:q+hw], d.outside[q:q+hw]
 				for yx := range lab {
 					v := &byLabel[labels[yx*an.A+a]+1]
-					lab[yx], cls[yx] = v[0], v[1]
+					lab[yx], cls[yx], in[yx], out[yx] = v[0], v[1], v[2], v[3]
 				}
-				for k := 0; k < 4; k++ {
-					p := (b*4*an.A + 4*a + k) * hw
-					in, out := d.inside[p:p+hw], d.outside[p:p+hw]
-					for yx := range in {
-						v := &byLabel[labels[yx*an.A+a]+1]
-						in[yx], out[yx] = v[2], v[3]
-					}
-					clear(d.bbox[p : p+hw])
+				clear(d.bbox[q : q+hw])
+				for k := 1; k < 4; k++ { // deltas 1-3 have delta 0's weights
+					copy(d.inside[q+k*hw:q+(k+1)*hw], in)
+					copy(d.outside[q+k*hw:q+(k+1)*hw], out)
+					clear(d.bbox[q+k*hw : q+(k+1)*hw])
 				}
 			}
 		}

@@ -194,23 +194,23 @@ func checkLabel(o objectnessOp, i int, y float64) error {
 	return nil
 }
 
-// segments splits the n anchors of a (B, A, H, W) plane into runs [lo, hi) whose scores lie at
-// a fixed offset: anchor i's foreground score is i + fg and, for Softmax2, its background score
-// i + bg (class c of anchor r of image b is at (2b+c)*plane + r in the (B, 2A, H, W) scores;
-// no division per anchor). Sigmoid has one run, offsets 0 and -1
-// (no background score).
-func (o objectnessOp) segments(n int, fn func(lo, hi, fg, bg int) error) error {
+// segment is a run [lo, hi) of anchors of a (B, A, H, W) plane whose scores lie at a fixed
+// offset: anchor i's foreground score is i + fg and, for Softmax2, its background score i + bg
+// (class c of anchor r of image b is at (2b+c)*plane + r in the (B, 2A, H, W) scores; no
+// division per anchor). Sigmoid has one run, offsets 0 and -1 (no background score).
+type segment struct{ lo, hi, fg, bg int }
+
+func (o objectnessOp) segments(n int) []segment {
 	if o.kind == Sigmoid {
-		return fn(0, n, 0, -1)
+		return []segment{{0, n, 0, -1}}
 	}
 	plane := o.shape[1] / 2 * o.shape[2] * o.shape[3]
+	var segs []segment
 	for b, lo := 0, 0; lo < n; b, lo = b+1, lo+plane {
 		// anchor i = b*plane + r: foreground (2b+1)*plane + r = i + (b+1)*plane, background i + b*plane
-		if err := fn(lo, min(lo+plane, n), (b+1)*plane, b*plane); err != nil {
-			return err
-		}
+		segs = append(segs, segment{lo, min(lo+plane, n), (b + 1) * plane, b * plane})
 	}
-	return nil
+	return segs
 }
 
 // labelOf is label i as -1, 0 or 1, or an error naming it.
@@ -224,57 +224,52 @@ func labelOf[T float](o objectnessOp, i int, yl T) (float64, error) {
 
 func objectnessForward[T float](o objectnessOp, scores, labels, weights []T) (float64, error) {
 	sum := 0.0
-	err := o.segments(len(labels), func(lo, hi, fg, bg int) error {
-		for i := lo; i < hi; i++ {
-			if labels[i] == -1 {
+	for _, sg := range o.segments(len(labels)) {
+		for i, yl := range labels[sg.lo:sg.hi] {
+			if yl == -1 {
 				continue
 			}
-			y, err := labelOf(o, i, labels[i])
+			i += sg.lo
+			y, err := labelOf(o, i, yl)
 			if err != nil {
-				return err
+				return 0, err
 			}
-			z := float64(scores[i+fg])
-			if bg >= 0 {
-				z -= float64(scores[i+bg])
+			z := float64(scores[i+sg.fg])
+			if sg.bg >= 0 {
+				z -= float64(scores[i+sg.bg])
 			}
 			sum += float64(float64(weights[i]) * ce(z, y)) // rounded: no FMA (see ce)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
 	}
 	return sum, nil
 }
 
-// objectnessGrad writes dst = upstream * dloss/dscores.
+// objectnessGrad writes dst = upstream * dloss/dscores. dst must hold zeros (a new tensor): the
+// scores of ignored anchors are not written.
 func objectnessGrad[T float](o objectnessOp, scores, labels, weights []T, up float64, dst []T) error {
-	return o.segments(len(labels), func(lo, hi, fg, bg int) error {
-		for i := lo; i < hi; i++ {
-			if labels[i] == -1 {
-				dst[i+fg] = 0
-				if bg >= 0 {
-					dst[i+bg] = 0
-				}
+	for _, sg := range o.segments(len(labels)) {
+		for i, yl := range labels[sg.lo:sg.hi] {
+			if yl == -1 {
 				continue
 			}
-			y, err := labelOf(o, i, labels[i])
+			i += sg.lo
+			y, err := labelOf(o, i, yl)
 			if err != nil {
 				return err
 			}
-			z := float64(scores[i+fg])
-			if bg >= 0 {
-				z -= float64(scores[i+bg])
+			z := float64(scores[i+sg.fg])
+			if sg.bg >= 0 {
+				z -= float64(scores[i+sg.bg])
 			}
 			// d ce/dz = sigmoid(z) - y
 			g := up * float64(weights[i]) * (sigmoid(z) - y)
-			dst[i+fg] = T(g)
-			if bg >= 0 {
-				dst[i+bg] = T(-g) // z = s_fg - s_bg
+			dst[i+sg.fg] = T(g)
+			if sg.bg >= 0 {
+				dst[i+sg.bg] = T(-g) // z = s_fg - s_bg
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func (o objectnessOp) DiffWRT(n int) []bool {
