@@ -68,12 +68,14 @@
 // Gradient: each bin's upstream is added at its argmax (none without one). Nothing is saved
 // between the passes, so nothing can be stale, and the ops stay values safe to share between
 // graphs and goroutines: the diff op takes the features, the rois, Pool's output and the
-// upstream as inputs (as gorgonia's softmax diff op takes its forward output), and finds each
-// argmax again as the first pixel of the bin, in the scan's order, equal to the bin's output;
-// should none be equal (an output not computed from these features), it recomputes the argmax
-// from the features. The scatter's derivative with respect to its upstream is the gather
-// v ↦ v[argmax] and the gather's is the scatter, so second order works as for Align (0 with
-// respect to the features, where the argmax is locally constant).
+// upstream as inputs (as gorgonia's softmax diff op takes its forward output; the output is
+// checked, not read), and finds each argmax again from the features, as the forward pass does:
+// per band of bin rows, each column's first maximum (the scan down the column), then per bin
+// the largest of its columns' maxima and, among the columns equal to it, the first pixel in
+// row-major order. That is the scan's argmax, bit for bit, whatever the output given. The
+// scatter's derivative with respect to its upstream is the gather v ↦ v[argmax] and the
+// gather's is the scatter, so second order works as for Align (0 with respect to the features,
+// where the argmax is locally constant).
 //
 // # Execution
 //

@@ -17,12 +17,11 @@ import (
 //	dL/drois: none (rois are data, as in torchvision)
 //
 // Nothing is saved between the passes: the diff op takes the features, the rois and Pool's
-// output as inputs (as gorgonia's softmax diff op takes its forward output), so a is found
-// again as the first pixel of the bin, in torchvision's scan order, equal to the bin's output,
-// which is the bin's maximum M: every pixel before it is < M or NaN, which is exactly where
-// torchvision's strict > stops. A bin whose output is -FLT_MAX or 0 with no pixels has no
-// argmax. Should no pixel equal the given output (not a value Pool computed from these
-// features), the argmax is recomputed from the features alone.
+// output as inputs (as gorgonia's softmax diff op takes its forward output), and finds a again
+// from the features and the rois alone, exactly as the forward pass finds it (poolPass): Pool's
+// output is checked (shape, dtype) but not read, so an output that Pool did not compute from
+// these features cannot give a stale argmax. A bin that is empty, or has no pixel above
+// -FLT_MAX, has no argmax.
 //
 // Second order: the scatter is linear in up, and a is piecewise constant in the features, so
 //
@@ -130,8 +129,8 @@ func (d poolGradOp) into(out *tensor.Dense, featuresV, roisV, outputV, lastV G.V
 	if err != nil {
 		return err
 	}
-	output, err := denseInput(d, "Pool's output", outputV, d.fwd.geo.outShape(), features.Dtype())
-	if err != nil {
+	// Pool's output is checked, not read: the argmaxes come from the features (see above)
+	if _, err := denseInput(d, "Pool's output", outputV, d.fwd.geo.outShape(), features.Dtype()); err != nil {
 		return err
 	}
 	inShape, _ := d.shapes()
@@ -151,9 +150,9 @@ func (d poolGradOp) into(out *tensor.Dense, featuresV, roisV, outputV, lastV G.V
 		mode = poolGather
 	}
 	if features.Dtype() == tensor.Float32 {
-		return runPool[float32](d.fwd, mode, features, rois, output, last, out)
+		return runPool[float32](d.fwd, mode, features, rois, last, out)
 	}
-	return runPool[float64](d.fwd, mode, features, rois, output, last, out)
+	return runPool[float64](d.fwd, mode, features, rois, last, out)
 }
 
 // DiffWRT: the last input only.

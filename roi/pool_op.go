@@ -77,9 +77,9 @@ func (o poolOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	out := newZeros(features.Dtype(), o.geo.outShape())
 	if features.Dtype() == tensor.Float32 {
-		err = runPool[float32](o, poolMax, features, rois, nil, nil, out)
+		err = runPool[float32](o, poolMax, features, rois, nil, out)
 	} else {
-		err = runPool[float64](o, poolMax, features, rois, nil, nil, out)
+		err = runPool[float64](o, poolMax, features, rois, nil, out)
 	}
 	if err != nil {
 		return nil, err
@@ -98,19 +98,19 @@ func (o poolOp) inputs(f, r G.Value) (features, rois *tensor.Dense, err error) {
 	return features, rois, nil
 }
 
-// runPool checks the rois' values and runs poolPass over channel ranges in parallel. output
-// (Pool's output) and in are nil for poolMax.
-func runPool[T float](o poolOp, mode poolMode, features, rois, output, in, out *tensor.Dense) error {
+// runPool checks the rois' values and runs poolPass over channel ranges in parallel. in is nil
+// for poolMax.
+func runPool[T float](o poolOp, mode poolMode, features, rois, in, out *tensor.Dense) error {
 	r := data[T](rois)
 	if err := checkRoIs(o, r, o.geo.batch); err != nil {
 		return err
 	}
 	f, dst := data[T](features), data[T](out)
-	var maxima, src []T
-	if output != nil {
-		maxima, src = data[T](output), data[T](in)
+	var src []T
+	if in != nil {
+		src = data[T](in)
 	}
 	return forChannelRanges(o.geo.channels, o.work(), func(c0, c1 int) error {
-		return poolPass(o, mode, f, r, maxima, src, dst, c0, c1)
+		return poolPass(o, mode, f, r, src, dst, c0, c1)
 	})
 }

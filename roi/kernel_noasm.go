@@ -1,0 +1,12 @@
+//go:build !amd64 || !gc || purego
+
+package roi
+
+// Without the AVX2 kernel (other architectures, or the purego build tag) every band goes
+// through the Go loop.
+
+func asmKernels() bool { return false }
+
+func poolBand32(colMax []float32, colAt []int32, plane []float32, width int, rows span, start, end int, spans, at []int32, spansOK bool) {
+	poolBandGo(colMax, colAt, plane, width, rows, start, end, spans, at)
+}

@@ -1,0 +1,118 @@
+package roi
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+)
+
+// bandSpecials are the values that decide a band's argmaxes differently from an ordinary
+// maximum: NaN (never kept), ±0 (equal: the first is kept), ±Inf, torchvision's start -FLT_MAX
+// (never kept: not > itself) and its neighbours, and repeats (ties).
+var bandSpecials = []float32{float32(math.NaN()), 0, float32(math.Copysign(0, -1)), float32(math.Inf(1)),
+	float32(math.Inf(-1)), -math.MaxFloat32, math.MaxFloat32, math.Nextafter32(-math.MaxFloat32, 0),
+	1, -1, 1e-45, -1e-45}
+
+// checkBand runs poolBand32 (the AVX2 kernel where the CPU has it) and poolBandGo on one band
+// and fails unless the argmaxes, the columns' maxima (as bits) and their indices agree, and
+// neither writes past what it may: colMax and colAt past n+7, at past bins (guard values).
+func checkBand(t *testing.T, rng *rand.Rand, height, width, rowStart, rows, start, n, bins int, special float64) {
+	t.Helper()
+	plane := make([]float32, height*width)
+	for i := range plane {
+		switch {
+		case rng.Float64() < special:
+			plane[i] = bandSpecials[rng.Intn(len(bandSpecials))]
+		case rng.Intn(4) == 0:
+			plane[i] = float32(rng.Intn(3)) // ties
+		default:
+			plane[i] = float32(rng.NormFloat64())
+		}
+	}
+	spans := make([]int32, 2*bins)
+	for b := 0; b < bins; b++ {
+		first := rng.Intn(n + 1)
+		last := first + rng.Intn(n+1-first)
+		if rng.Intn(8) == 0 {
+			last = first // an empty bin
+		}
+		spans[2*b], spans[2*b+1] = int32(first), int32(last)
+	}
+	const guard = 8
+	mk := func() (colMax []float32, colAt, at []int32) {
+		colMax, colAt, at = make([]float32, n+7+guard), make([]int32, n+7+guard), make([]int32, bins+guard)
+		for i := range colMax {
+			colMax[i], colAt[i] = 12345, -12345
+		}
+		for i := range at {
+			at[i] = -12345
+		}
+		return colMax, colAt, at
+	}
+	rs := span{rowStart, rowStart + rows}
+	gotMax, gotAt, got := mk()
+	poolBand32(gotMax[:n+7], gotAt[:n+7], plane, width, rs, start, start+n, spans, got[:bins], true)
+	wantMax, wantAt, want := mk()
+	poolBandGo(wantMax[:n+7], wantAt[:n+7], plane, width, rs, start, start+n, spans, want[:bins])
+	for b := range got {
+		if got[b] != want[b] {
+			t.Fatalf("width %d rows %v columns [%d, %d) bin %d %v: argmax %d, Go loop %d", width, rs, start, start+n, b, spans[2*b:2*b+2], got[b], want[b])
+		}
+	}
+	for w := 0; w < n && rows > 0; w++ {
+		if math.Float32bits(gotMax[w]) != math.Float32bits(wantMax[w]) || gotAt[w] != wantAt[w] {
+			t.Fatalf("width %d rows %v columns [%d, %d) column %d: max %v at %d, Go loop %v at %d", width, rs, start, start+n, w, gotMax[w], gotAt[w], wantMax[w], wantAt[w])
+		}
+	}
+	for i := n + 7; i < len(gotMax); i++ {
+		if gotMax[i] != 12345 || gotAt[i] != -12345 {
+			t.Fatalf("columns [%d, %d): the kernel wrote colMax/colAt[%d], past n+7", start, start+n, i)
+		}
+	}
+	for i := bins; i < len(got); i++ {
+		if got[i] != -12345 {
+			t.Fatalf("the kernel wrote at[%d], past %d bins", i, bins)
+		}
+	}
+}
+
+// TestPoolBandAsm: the AVX2 band kernel gives the Go loop's argmaxes and column maxima, bit for
+// bit, on bands of 1 to 40 columns (around the vector width of 8, odd lengths), 1 to 5 rows,
+// bins of 0 to 40 columns (past one and two vectors), planes full of specials and ties, and
+// bands that end at the plane's last pixel. Expected values are the Go loop's (poolBandGo),
+// which the fuzz test and the torchvision fixtures check in turn.
+func TestPoolBandAsm(t *testing.T) {
+	if !asmKernels() {
+		t.Skip("no AVX2 kernel on this build or CPU: the Go loop is the only path")
+	}
+	rng := rand.New(rand.NewSource(14))
+	for trial := 0; trial < 3000; trial++ {
+		n := 1 + trial%40
+		width := n + rng.Intn(5)
+		height := 1 + rng.Intn(6)
+		rows := 1 + rng.Intn(height)
+		rowStart := rng.Intn(height - rows + 1)
+		start := rng.Intn(width - n + 1)
+		if trial%5 == 0 { // the band ends at the plane's last pixel
+			rowStart, start = height-rows, width-n
+		}
+		special := []float64{0, 0.1, 0.5, 1}[trial%4]
+		checkBand(t, rng, height, width, rowStart, rows, start, n, 1+rng.Intn(9), special)
+	}
+}
+
+// FuzzPoolBand is TestPoolBandAsm on fuzzer-chosen shapes and seeds.
+func FuzzPoolBand(f *testing.F) {
+	f.Add(int64(1), uint8(9), uint8(3), uint8(7), uint8(2))
+	f.Add(int64(2), uint8(1), uint8(1), uint8(1), uint8(0))
+	f.Add(int64(3), uint8(40), uint8(5), uint8(16), uint8(3))
+	f.Fuzz(func(t *testing.T, seed int64, n, rows, bins, special uint8) {
+		if !asmKernels() {
+			t.Skip("no AVX2 kernel on this build or CPU")
+		}
+		rng := rand.New(rand.NewSource(seed))
+		nn, rr := 1+int(n)%64, 1+int(rows)%8
+		width, height := nn+rng.Intn(4), rr+rng.Intn(3)
+		checkBand(t, rng, height, width, rng.Intn(height-rr+1), rr, rng.Intn(width-nn+1), nn, 1+int(bins)%16, float64(special%5)/4)
+	})
+}
