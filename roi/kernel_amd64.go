@@ -54,3 +54,80 @@ func poolBand32(colMax []float32, colAt []int32, plane []float32, width int, row
 	poolBandF32(&plane[base], width, rows.end-rows.start, n, base, unsafe.SliceData(colMax),
 		unsafe.SliceData(colAt), unsafe.SliceData(spans), len(at), unsafe.SliceData(at))
 }
+
+// alignRowsF32 is alignRowsGo[float32] in AVX2 (kernel_amd64.s) for the group of 8 bins whose
+// table is tab (rowTable: n columns of 8 weights and 8 masks), on the nlines lines of the plane
+// whose column lo is src (rows width elements apart), writing 8 sums per line into h, lines
+// stride elements apart:
+//
+//	for r := 0; r < nlines; r++ {
+//		for lane := 0; lane < 8; lane++ {
+//			var sum float32
+//			for x := 0; x < n; x++ {
+//				if mask(tab[16*x+8+lane]) {
+//					sum += float32(tab[16*x+lane] * src[int(lines[r])*width+x])
+//				}
+//			}
+//			h[r*stride+lane] = sum
+//		}
+//	}
+//
+// which is alignRowsGo's sum: a bin's taps are its table columns, in ascending order.
+//
+//go:noescape
+func alignRowsF32(src *float32, width int, lines *int32, nlines, n int, tab *float32, h *float32, stride int)
+
+// alignRows32 writes the row sums of alignPlane (alignRowsGo) for the plane src through the
+// AVX2 kernel, and reports false (writing nothing) when it cannot: no AVX2, or no table built
+// for the worker's roi (rowTable.build checked that the table's lines and columns are in the
+// plane; here the plane's own size, and the scratch's, are checked).
+func alignRows32(w *alignWorker[float32], src []float32, width int) bool {
+	t := &w.table
+	stride := rowStride(len(w.xs.tapFirst) - 1)
+	if !useAsm || !t.ok || len(src) < t.rowsEnd || t.lo+t.n > width ||
+		len(w.rows) < len(w.ys.lines)*stride || t.groups*8 > stride || len(t.tab) < t.groups*t.n*16 {
+		return false
+	}
+	for g := 0; g < t.groups; g++ {
+		alignRowsF32(&src[t.lo], width, unsafe.SliceData(w.ys.lines), len(w.ys.lines), t.n,
+			&t.tab[g*t.n*16], &w.rows[g*8], stride)
+	}
+	return true
+}
+
+// alignScatterF32 is alignScatterGo[float32] in AVX2 (kernel_amd64.s), for the nlines lines of
+// the plane whose column slo is dst (rows width elements apart), over vecs vectors of 8
+// columns, the shares of each line (outW bins, lines stride elements apart), and the
+// scatter table tab (rowTable: per vector and bin, 8 weights and 8 masks):
+//
+//	for r := 0; r < nlines; r++ {
+//		for x := 0; x < 8*vecs; x++ {
+//			for pw := 0; pw < outW; pw++ {
+//				if e := 16*((x/8)*outW+pw) + x%8; mask(tab[e+8]) {
+//					dst[int(lines[r])*width+x] += float32(tab[e] * shares[r*stride+pw])
+//				}
+//			}
+//		}
+//	}
+//
+// which is alignScatterGo's order for every pixel: its bins in order.
+//
+//go:noescape
+func alignScatterF32(dst *float32, width int, lines *int32, nlines, vecs, outW int, tab *float32, shares *float32, stride int)
+
+// alignScatter32 adds the row scatter of alignScatterGo into the plane dst through the AVX2
+// kernel, and reports false (adding nothing) when it cannot: no AVX2, or no scatter table for
+// the worker's roi (rowTable.build checked its lines and columns against the plane's shape;
+// here the plane's own size, and the scratch's, are checked).
+func alignScatter32(w *alignWorker[float32], dst []float32, width int) bool {
+	t := &w.table
+	outW := len(w.xs.tapFirst) - 1
+	stride := rowStride(outW)
+	if !useAsm || !t.ok || !t.scatterOK || len(dst) < t.rowsEnd || t.slo < 0 || t.slo+8*t.vecs > width ||
+		len(w.rows) < len(w.ys.lines)*stride || len(t.scatter) < t.vecs*outW*16 || t.vecs < 1 || outW < 1 {
+		return false
+	}
+	alignScatterF32(&dst[t.slo], width, unsafe.SliceData(w.ys.lines), len(w.ys.lines), t.vecs, outW,
+		unsafe.SliceData(t.scatter), unsafe.SliceData(w.rows), stride)
+	return true
+}

@@ -163,3 +163,169 @@ binstore:
 done:
 	VZEROUPPER
 	RET
+
+// func alignRowsF32(src *float32, width int, lines *int32, nlines, n int, tab *float32, h *float32, stride int)
+//
+// AVX2 version of alignRowsGo[float32] for one group of 8 bins (the lanes), four lines at a
+// time: per line, per column x of the table in order, p = weight * v (VMULPS), masked to +0 in
+// the lanes whose bin does not have x as a tap (VANDPS), added to the lane's sum (VADDPS).
+// A lane's sum thus takes its bin's products in tap order, each rounded, as the Go loop does,
+// and +0 elsewhere, which leaves it unchanged: a sum that starts at +0 is never -0.
+TEXT ·alignRowsF32(SB), NOSPLIT, $0-64
+	MOVQ lines+16(FP), R8
+	MOVQ nlines+24(FP), CX
+	MOVQ n+32(FP), BX
+	MOVQ tab+40(FP), R9
+	MOVQ h+48(FP), DI
+	MOVQ stride+56(FP), R10
+	SHLQ $2, R10             // stride in bytes
+
+quad:
+	CMPQ    CX, $4
+	JLT     single
+	MOVQ    src+0(FP), SI
+	MOVQ    width+8(FP), DX
+	SHLQ    $2, DX           // width in bytes
+	MOVLQSX 0(R8), AX
+	IMULQ   DX, AX
+	LEAQ    (SI)(AX*1), R11  // the four lines
+	MOVLQSX 4(R8), AX
+	IMULQ   DX, AX
+	LEAQ    (SI)(AX*1), R12
+	MOVLQSX 8(R8), AX
+	IMULQ   DX, AX
+	LEAQ    (SI)(AX*1), R13
+	MOVLQSX 12(R8), AX
+	IMULQ   DX, AX
+	ADDQ    AX, SI
+	MOVQ    R9, DX           // table entry of column x
+	XORQ    AX, AX           // x
+	VXORPS  Y0, Y0, Y0
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+
+quadx:
+	VMOVUPS      (DX), Y8    // weights
+	VMOVUPS      32(DX), Y9  // masks
+	VBROADCASTSS (R11)(AX*4), Y10
+	VMULPS       Y10, Y8, Y10
+	VANDPS       Y9, Y10, Y10
+	VADDPS       Y10, Y0, Y0
+	VBROADCASTSS (R12)(AX*4), Y11
+	VMULPS       Y11, Y8, Y11
+	VANDPS       Y9, Y11, Y11
+	VADDPS       Y11, Y1, Y1
+	VBROADCASTSS (R13)(AX*4), Y12
+	VMULPS       Y12, Y8, Y12
+	VANDPS       Y9, Y12, Y12
+	VADDPS       Y12, Y2, Y2
+	VBROADCASTSS (SI)(AX*4), Y13
+	VMULPS       Y13, Y8, Y13
+	VANDPS       Y9, Y13, Y13
+	VADDPS       Y13, Y3, Y3
+	ADDQ         $64, DX
+	INCQ         AX
+	CMPQ         AX, BX
+	JLT          quadx
+
+	VMOVUPS Y0, (DI)
+	ADDQ    R10, DI
+	VMOVUPS Y1, (DI)
+	ADDQ    R10, DI
+	VMOVUPS Y2, (DI)
+	ADDQ    R10, DI
+	VMOVUPS Y3, (DI)
+	ADDQ    R10, DI
+	ADDQ    $16, R8
+	SUBQ    $4, CX
+	JMP     quad
+
+single:
+	TESTQ   CX, CX
+	JLE     rowsdone
+	MOVQ    src+0(FP), SI
+	MOVQ    width+8(FP), DX
+	SHLQ    $2, DX
+	MOVLQSX 0(R8), AX
+	IMULQ   DX, AX
+	ADDQ    AX, SI
+	MOVQ    R9, DX
+	XORQ    AX, AX
+	VXORPS  Y0, Y0, Y0
+
+singlex:
+	VMOVUPS      (DX), Y8
+	VBROADCASTSS (SI)(AX*4), Y10
+	VMULPS       Y10, Y8, Y10
+	VANDPS       32(DX), Y10, Y10
+	VADDPS       Y10, Y0, Y0
+	ADDQ         $64, DX
+	INCQ         AX
+	CMPQ         AX, BX
+	JLT          singlex
+
+	VMOVUPS Y0, (DI)
+	ADDQ    R10, DI
+	ADDQ    $4, R8
+	DECQ    CX
+	JMP     single
+
+rowsdone:
+	VZEROUPPER
+	RET
+
+// func alignScatterF32(dst *float32, width int, lines *int32, nlines, vecs, outW int, tab *float32, shares *float32, stride int)
+//
+// AVX2 version of alignScatterGo[float32], eight pixels of a line (the lanes) at a time: per
+// vector, per bin in order, p = weight * g (VMULPS), then acc + p (VADDPS) kept only in the
+// lanes whose pixel is a tap of the bin (VBLENDVPS). A pixel thus takes its products in bin
+// order, each rounded, as the Go loop does, and the other lanes are stored back unchanged.
+TEXT ·alignScatterF32(SB), NOSPLIT, $0-72
+	MOVQ lines+16(FP), R8
+	MOVQ nlines+24(FP), CX
+	MOVQ shares+56(FP), DI
+	MOVQ stride+64(FP), R10
+	SHLQ $2, R10             // stride in bytes
+	MOVQ outW+40(FP), R13
+
+line:
+	TESTQ   CX, CX
+	JLE     scatterdone
+	MOVQ    dst+0(FP), SI
+	MOVQ    width+8(FP), DX
+	SHLQ    $2, DX
+	MOVLQSX (R8), AX
+	IMULQ   DX, AX
+	ADDQ    AX, SI           // the line's first column of the window
+	MOVQ    tab+48(FP), R9
+	MOVQ    vecs+32(FP), BX
+
+vec:
+	VMOVUPS (SI), Y0         // eight pixels
+	XORQ    AX, AX           // bin
+
+bin:
+	VBROADCASTSS (DI)(AX*4), Y1
+	VMULPS       (R9), Y1, Y1
+	VADDPS       Y0, Y1, Y2
+	VMOVUPS      32(R9), Y3
+	VBLENDVPS    Y3, Y2, Y0, Y0
+	ADDQ         $64, R9
+	INCQ         AX
+	CMPQ         AX, R13
+	JLT          bin
+
+	VMOVUPS Y0, (SI)
+	ADDQ    $32, SI
+	DECQ    BX
+	JNZ     vec
+
+	ADDQ R10, DI
+	ADDQ $4, R8
+	DECQ CX
+	JMP  line
+
+scatterdone:
+	VZEROUPPER
+	RET

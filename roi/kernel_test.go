@@ -116,3 +116,86 @@ func FuzzPoolBand(f *testing.F) {
 		checkBand(t, rng, height, width, rng.Intn(height-rr+1), rr, rng.Intn(width-nn+1), nn, 1+int(bins)%16, float64(special%5)/4)
 	})
 }
+
+// TestAlignAsm: the AVX2 kernels of Align give the Go loops' bits (a NaN matches any NaN: when
+// two NaNs meet in an addition x86 keeps the first operand's, and which one the Go compiler
+// puts first changes with the build, -race for one): the
+// row sums (alignRows32 against alignRowsGo) and the row scatter (alignScatter32 against
+// alignScatterGo, into a gradient plane that already holds values, -0 among them, which the
+// scatter must leave as they are outside its taps). Rois of every size around the map (partly
+// outside, degenerate, one pixel), 1 to 20 bins per row (one to three groups of 8), sampling
+// ratios -1 to 3, aligned or not, planes 1 to 40 pixels wide (narrower and wider than a
+// vector), with NaN, ±Inf, ±0, denormals and large values. Expected values are the Go loops',
+// which the fixtures and the fuzz test check against torchvision and a scalar reference.
+func TestAlignAsm(t *testing.T) {
+	if !asmKernels() {
+		t.Skip("no AVX2 kernel on this build or CPU: the Go loop is the only path")
+	}
+	rng := rand.New(rand.NewSource(15))
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0,
+		float32(math.Copysign(0, -1)), 1e-45, -1e-40, 3e38, -3e38}
+	fill := func(s []float32, special bool) {
+		for i := range s {
+			if special && rng.Intn(5) == 0 {
+				s[i] = specials[rng.Intn(len(specials))]
+			} else {
+				s[i] = float32(rng.NormFloat64())
+			}
+		}
+	}
+	same := func(what string, r []float32, got, want []float32, skip func(i int) bool) {
+		t.Helper()
+		for i, v := range want {
+			if !skip(i) && math.Float32bits(got[i]) != math.Float32bits(v) && !(v != v && got[i] != got[i]) {
+				t.Fatalf("%s, roi %v: element %d: kernel %v (%#x), Go loop %v (%#x)", what, r, i, got[i], math.Float32bits(got[i]), v, math.Float32bits(v))
+			}
+		}
+	}
+	for trial := 0; trial < 2000; trial++ {
+		height, width := 1+rng.Intn(12), 1+rng.Intn(40)
+		outH, outW := 1+rng.Intn(4), 1+trial%20
+		o := alignOp{geo: geometry{batch: 1, channels: 1, height: height, width: width, rois: 1, outH: outH, outW: outW, scale: []float64{1, 0.5, 0.25}[trial%3]},
+			samplingRatio: []int{-1, 1, 2, 3}[trial%4], aligned: trial%2 == 0}
+		x1, y1 := float32(rng.Float64()*float64(width+4)*2-4), float32(rng.Float64()*float64(height+4)*2-4)
+		r := []float32{0, x1, y1, x1 + float32(rng.Float64()*float64(width)*3), y1 + float32(rng.Float64()*float64(height)*3)}
+		if trial%5 == 0 { // samples on whole pixels: taps of weight 0, so 0 * Inf = NaN meets NaN
+			o.geo.scale, o.samplingRatio, o.aligned = 1, 1, false
+			x1, y1 = float32(rng.Intn(width)), float32(rng.Intn(height))
+			r = []float32{0, x1, y1, x1 + float32(2*outW*(1+rng.Intn(2))), y1 + float32(2*outH)}
+		}
+		p := newAlignParams[float32](o)
+		w := getAlignWorker[float32]()
+		if err := alignGrids(&w.ys, &w.xs, r, o, &p); err != nil {
+			t.Fatal(err)
+		}
+		w.table.build(&w.ys, &w.xs, height, width)
+		rows, _ := w.scratch(outW)
+		stride := rowStride(outW)
+		tapped := len(w.xs.taps) > 0 && len(w.ys.lines) > 0
+
+		plane := make([]float32, height*width)
+		fill(plane, trial%3 != 0)
+		ran := w.rowSums(w, plane, width)
+		got := append([]float32(nil), rows...)
+		alignRowsGo(rows, plane, width, &w.ys, &w.xs)
+		if ran != tapped {
+			t.Fatalf("roi %v, %dx%d plane: row sums ran %t, taps %t", r, height, width, ran, tapped)
+		}
+		if ran {
+			same("row sums", r, got, rows, func(i int) bool { return i%stride >= outW })
+		}
+
+		fill(rows, trial%2 == 0)
+		fill(plane, trial%3 != 1)
+		want := append([]float32(nil), plane...)
+		ran = w.rowScatter(w, plane, width)
+		if ran != (tapped && width >= 8*((int(w.table.n)+7)/8)) {
+			t.Fatalf("roi %v, %dx%d plane: row scatter ran %t", r, height, width, ran)
+		}
+		if ran {
+			alignScatterGo(want, rows, width, &w.ys, &w.xs)
+			same("row scatter", r, plane, want, func(int) bool { return false })
+		}
+		w.release()
+	}
+}
