@@ -195,8 +195,9 @@ const (
 //
 // in roi order, then bin order, whatever the number of workers; with poolGather it reads in
 // (the features' shape) at every argmax into out (the output's shape), the scatter's transpose.
-// The three passes find the same argmaxes, torchvision's.
-func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, c0, c1 int) error {
+// The three passes find the same argmaxes, torchvision's. save, if not nil (poolMax only),
+// receives every bin's argmax (noPixel for none), in the output's layout.
+func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, save []int32, c0, c1 int) error {
 	g := o.geo
 	s := getPoolScratch[T](o)
 	defer s.release()
@@ -220,6 +221,9 @@ func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, c0,
 			block := (k*g.channels + c) * bins
 			for ph, rows := range s.rows {
 				s.band(s.colMax, s.colAt, plane, g.width, rows, colStart, colEnd, s.spans, s.at, spansOK)
+				if save != nil {
+					copy(save[block+ph*g.outW:block+(ph+1)*g.outW], s.at)
+				}
 				for pw, at := range s.at {
 					i := block + ph*g.outW + pw
 					switch {
