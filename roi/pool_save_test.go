@@ -2,6 +2,7 @@ package roi
 
 import (
 	"math"
+	"sync"
 	"testing"
 
 	"github.com/detlab/smoothl1/internal/values"
@@ -163,4 +164,61 @@ func TestPoolSaveLisp(t *testing.T) {
 	}
 	assertClose(t, "LispMachine: the recomputation", grads[0], values.Float64s(want), 0, 0)
 	assertClose(t, "LispMachine: the save", added, values.Float64s(want), 0, 0)
+}
+
+// TestPoolSaveShared: one Pool op value (with its save) run by several goroutines at once, each
+// on its own features, forward then scatter: every gradient is its own features' (the
+// recomputation's bits), whichever goroutine's forward the save holds (run with -race).
+func TestPoolSaveShared(t *testing.T) {
+	g := G.NewGraph()
+	f := node(g, "features", dense(tensor.Float64, []int{2, 2, 6, 7}, make([]float64, 168)))
+	r := node(g, "rois", dense(tensor.Float64, []int{6, 5}, gradRoIs))
+	out, err := Pool(f, r, 3, 2, WithSpatialScale(0.5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := out.Op().(poolOp)
+	op.save.want()
+	rois := dense(tensor.Float64, []int{6, 5}, gradRoIs)
+	up := make([]float64, 72)
+	for i := range up {
+		up[i] = float64(i + 1)
+	}
+	upT := dense(tensor.Float64, []int{6, 2, 3, 2}, up)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				features := dense(tensor.Float64, []int{2, 2, 6, 7}, spacedFeatures(randSource(int64(100*w+i)), 168))
+				o, err := op.Do(features, rois)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := poolGradOp{fwd: op}.Do(features, rois, o, upT)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				want, err := poolGradOp{fwd: poolOp{geo: op.geo}}.Do(features, rois, o, upT)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				gv, wv := values.Float64s(got), values.Float64s(want)
+				for j := range wv {
+					if gv[j] != wv[j] {
+						t.Errorf("goroutine %d step %d: gradient[%d] = %v, want %v", w, i, j, gv[j], wv[j])
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if op.save.taken.Load() == 0 {
+		t.Error("no scatter took a save")
+	}
 }
