@@ -220,24 +220,36 @@ func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, sav
 			plane := features[p*planeSize : (p+1)*planeSize]
 			block := (k*g.channels + c) * bins
 			for ph, rows := range s.rows {
-				s.band(s.colMax, s.colAt, plane, g.width, rows, colStart, colEnd, s.spans, s.at, spansOK)
-				if save != nil {
-					copy(save[block+ph*g.outW:block+(ph+1)*g.outW], s.at)
+				i0 := block + ph*g.outW
+				ats := s.at
+				if save != nil { // the band's argmaxes go straight into the save
+					ats = save[i0 : i0+g.outW]
 				}
-				for pw, at := range s.at {
-					i := block + ph*g.outW + pw
-					switch {
-					case mode == poolMax && at == noPixel:
-						if rows.end > rows.start && s.cols[pw].end > s.cols[pw].start {
-							out[i] = -math.MaxFloat32 // nothing above torchvision's start
+				s.band(s.colMax, s.colAt, plane, g.width, rows, colStart, colEnd, s.spans, ats, spansOK)
+				switch mode {
+				case poolMax:
+					dst := out[i0 : i0+len(ats)]
+					for pw, at := range ats {
+						switch {
+						case at != noPixel:
+							dst[pw] = plane[at]
+						case rows.end > rows.start && s.cols[pw].end > s.cols[pw].start:
+							dst[pw] = -math.MaxFloat32 // nothing above torchvision's start
 						} // else an empty bin: 0
-					case mode == poolMax:
-						out[i] = plane[at]
-					case at == noPixel:
-					case mode == poolScatter:
-						out[p*planeSize+int(at)] += in[i]
-					default:
-						out[i] = in[p*planeSize+int(at)]
+					}
+				case poolScatter:
+					grad, up := out[p*planeSize:(p+1)*planeSize], in[i0:i0+len(ats)]
+					for pw, at := range ats {
+						if at != noPixel {
+							grad[at] += up[pw]
+						}
+					}
+				default:
+					dst, v := out[i0:i0+len(ats)], in[p*planeSize:(p+1)*planeSize]
+					for pw, at := range ats {
+						if at != noPixel {
+							dst[pw] = v[at]
+						}
 					}
 				}
 			}
