@@ -186,6 +186,9 @@ type alignWorker[T float] struct {
 	// rowScatter is alignScatter32, the same for the row scatter of alignScatterGo
 	rowSums    func(w *alignWorker[T], src []T, width int) bool
 	rowScatter func(w *alignWorker[T], dst []T, width int) bool
+	// cols and shares are alignCols32 and alignShares32: alignPlane and alignShares through
+	// the AVX2 kernels, reporting false when they cannot run them
+	cols, shares func(w *alignWorker[T], v []T, cnt T, outW int) bool
 }
 
 var alignWorkers [2]sync.Pool // by dtype: float32, float64
@@ -197,6 +200,7 @@ func getAlignWorker[T float]() *alignWorker[T] {
 	w := new(alignWorker[T])
 	if w32, ok := any(w).(*alignWorker[float32]); ok {
 		w32.rowSums, w32.rowScatter = alignRows32, alignScatter32
+		w32.cols, w32.shares = alignCols32, alignShares32
 	}
 	return w
 }
@@ -230,12 +234,16 @@ type rowTable struct {
 	rowsEnd       int // one past the last pixel of the last line read
 	tab, scatter  []float32
 	ok, scatterOK bool
+	yOK           bool // every y tap's slot is a line of the row sums (the y kernels' reads)
 }
 
 // build fills the table from the grids of one roi (float32 weights: the kernel's dtype) and
 // checks its bounds against a plane of height x width.
 func (t *rowTable) build(ys, xs *axisGrid[float32], height, width int) {
-	t.ok, t.scatterOK = false, false
+	t.ok, t.scatterOK, t.yOK = false, false, true
+	for _, tp := range ys.taps {
+		t.yOK = t.yOK && tp.slot >= 0 && int(tp.slot) < len(ys.lines)
+	}
 	if len(xs.taps) == 0 || len(ys.lines) == 0 {
 		return
 	}
@@ -323,7 +331,10 @@ func alignForward[T float](o alignOp, features, rois, out []T, c0, c1 int) error
 		if w.rowSums == nil || !w.rowSums(w, src, o.geo.width) {
 			alignRowsGo(rows, src, o.geo.width, &w.ys, &w.xs)
 		}
-		alignPlane(out[b*bins:(b+1)*bins], &w.ys, cnt, rows, o.geo.outW)
+		dst := out[b*bins : (b+1)*bins]
+		if w.cols == nil || !w.cols(w, dst, cnt, o.geo.outW) {
+			alignPlane(dst, &w.ys, cnt, rows, o.geo.outW)
+		}
 	})
 }
 
@@ -368,7 +379,7 @@ func alignPlane[T float](dst []T, ys *axisGrid[T], cnt T, rows []T, outW int) {
 		for _, t := range ys.taps[ys.tapFirst[ph]:ys.tapFirst[ph+1]] {
 			h := rows[int(t.slot)*stride:][:len(out)]
 			for pw, x := range h {
-				out[pw] += t.weight * x
+				out[pw] += T(t.weight * x)
 			}
 		}
 		for pw := range out {
@@ -390,7 +401,10 @@ func alignBackward[T float](o alignOp, rois, up, grad []T, c0, c1 int) error {
 	return alignPass(o, rois, c0, c1, func(w *alignWorker[T], p, b int, cnt T) {
 		rows, share := w.scratch(o.geo.outW)
 		dst := grad[p*plane : (p+1)*plane]
-		alignShares(up[b*bins:(b+1)*bins], &w.ys, cnt, rows, share)
+		src := up[b*bins : (b+1)*bins]
+		if w.shares == nil || !w.shares(w, src, cnt, o.geo.outW) {
+			alignShares(src, &w.ys, cnt, rows, share)
+		}
 		if w.rowScatter == nil || !w.rowScatter(w, dst, o.geo.width) {
 			alignScatterGo(dst, rows, o.geo.width, &w.ys, &w.xs)
 		}
@@ -415,7 +429,7 @@ func alignShares[T float](src []T, ys *axisGrid[T], cnt T, rows, share []T) {
 		for _, t := range ys.taps[ys.tapFirst[ph]:ys.tapFirst[ph+1]] {
 			gr := g[int(t.slot)*stride:][:len(share)]
 			for pw, s := range share {
-				gr[pw] += t.weight * s
+				gr[pw] += T(t.weight * s)
 			}
 		}
 	}

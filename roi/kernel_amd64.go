@@ -131,3 +131,77 @@ func alignScatter32(w *alignWorker[float32], dst []float32, width int) bool {
 		unsafe.SliceData(t.scatter), unsafe.SliceData(w.rows), stride)
 	return true
 }
+
+// alignColsF32 is alignPlane[float32] in AVX2 (kernel_amd64.s) for 4 <= outW <= 8: rows holds the
+// row sums (8 floats per line), taps and tapFirst are the y axis' (ys.taps, ys.tapFirst, outH
+// bins), and it writes rows 0 to outH-2 of the bins into dst (outW apart, each row's 8 lanes
+// whole, the lanes past outW overwritten by the next row) and the last row's 8 lanes into last:
+//
+//	for ph := 0; ph < outH; ph++ {
+//		var acc [8]float32
+//		for _, t := range taps[tapFirst[ph]:tapFirst[ph+1]] {
+//			for lane := range acc {
+//				acc[lane] += float32(t.weight * rows[8*int(t.slot)+lane])
+//			}
+//		}
+//		for lane := range acc {
+//			acc[lane] /= cnt
+//		}
+//		copy(dst[ph*outW:], acc[:]) // last, for ph == outH-1
+//	}
+//
+//go:noescape
+func alignColsF32(dst *float32, outH, outW int, tapFirst *int32, taps *tap[float32], rows *float32, cnt float32, last *float32)
+
+// alignSharesF32 is alignShares[float32] in AVX2 (kernel_amd64.s) for outW <= 8, adding into
+// rows (8 floats per line, zero) from the upstream src (outH rows of outW):
+//
+//	for ph := 0; ph < outH; ph++ {
+//		var share [8]float32 // 0 past outW
+//		for pw := 0; pw < outW; pw++ {
+//			share[pw] = src[ph*outW+pw] / cnt
+//		}
+//		for _, t := range taps[tapFirst[ph]:tapFirst[ph+1]] {
+//			for lane := range share {
+//				rows[8*int(t.slot)+lane] += float32(t.weight * share[lane])
+//			}
+//		}
+//	}
+//
+//go:noescape
+func alignSharesF32(src *float32, outH, outW int, tapFirst *int32, taps *tap[float32], rows *float32, cnt float32)
+
+// yFits reports whether the y kernels can run for the worker's roi: AVX2, 4 to 8 bins per row
+// (one vector, and a row's 8 lanes stored whole never pass the end of the bins: the row after
+// it holds at least 4 of them), and the y taps' slots inside the row sums (rowTable.build).
+func (w *alignWorker[T]) yFits(outH, outW int) bool {
+	return useAsm && w.table.yOK && outW >= 4 && outW <= 8 && outH >= 1 &&
+		len(w.ys.tapFirst) == outH+1 && len(w.rows) >= 8*len(w.ys.lines)
+}
+
+// alignCols32 is alignPlane[float32] through the AVX2 kernel, reporting false (writing nothing)
+// when it cannot run.
+func alignCols32(w *alignWorker[float32], dst []float32, cnt float32, outW int) bool {
+	outH := len(w.ys.tapFirst) - 1
+	if !w.yFits(outH, outW) || len(dst) != outH*outW {
+		return false
+	}
+	var last [8]float32
+	alignColsF32(unsafe.SliceData(dst), outH, outW, unsafe.SliceData(w.ys.tapFirst), unsafe.SliceData(w.ys.taps),
+		unsafe.SliceData(w.rows), cnt, &last[0])
+	copy(dst[(outH-1)*outW:], last[:outW])
+	return true
+}
+
+// alignShares32 is alignShares[float32] through the AVX2 kernel (clearing the row sums first),
+// reporting false (writing nothing) when it cannot run.
+func alignShares32(w *alignWorker[float32], src []float32, cnt float32, outW int) bool {
+	outH := len(w.ys.tapFirst) - 1
+	if !w.yFits(outH, outW) || len(src) != outH*outW {
+		return false
+	}
+	clear(w.rows[:8*len(w.ys.lines)])
+	alignSharesF32(unsafe.SliceData(src), outH, outW, unsafe.SliceData(w.ys.tapFirst), unsafe.SliceData(w.ys.taps),
+		unsafe.SliceData(w.rows), cnt)
+	return true
+}

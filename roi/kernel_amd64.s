@@ -44,6 +44,16 @@ GLOBL masks<>(SB), RODATA|NOPTR, $64
 	LEAQ    masks<>+32(SB), R11; \
 	VMOVDQU (R11)(R12*1), ymm
 
+// The y kernels' arguments after the first: outH in CX, outW in DX, tapFirst in R8, taps in
+// R9, rows in R10, cnt in every lane of Y7.
+#define YARGS \
+	MOVQ         outH+8(FP), CX; \
+	MOVQ         outW+16(FP), DX; \
+	MOVQ         tapFirst+24(FP), R8; \
+	MOVQ         taps+32(FP), R9; \
+	MOVQ         rows+40(FP), R10; \
+	VBROADCASTSS cnt+48(FP), Y7
+
 // func poolBandF32(plane *float32, width, rows, n, base int, colMax *float32, colAt *int32, spans *int32, bins int, at *int32)
 TEXT ·poolBandF32(SB), NOSPLIT, $0-80
 	MOVQ plane+0(FP), SI
@@ -327,5 +337,94 @@ bin:
 	JMP  line
 
 scatterdone:
+	VZEROUPPER
+	RET
+
+// func alignColsF32(dst *float32, outH, outW int, tapFirst *int32, taps *tap[float32], rows *float32, cnt float32, last *float32)
+//
+// AVX2 version of alignPlane[float32] for outW <= 8 bins per row (the lanes): per bin row, the
+// sum from +0 of weight * rows[slot] over its taps in order (VMULPS, then VADDPS), divided by
+// cnt (VDIVPS), as the Go loop's out[pw] += ..., out[pw] /= cnt. Each row is stored whole:
+// rows 0 to outH-2 into dst (its lanes past outW land on the next row, which is stored after
+// it), the last into last.
+TEXT ·alignColsF32(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	YARGS
+	SHLQ $2, DX              // a row of dst in bytes
+
+colrow:
+	MOVLQSX (R8), AX         // first tap
+	MOVLQSX 4(R8), BX        // end
+	VXORPS  Y0, Y0, Y0
+	CMPQ    AX, BX
+	JGE     coldiv
+	IMUL3Q  $12, AX, R11     // taps are (pixel, slot int32, weight float32)
+	ADDQ    R9, R11
+	SUBQ    AX, BX
+
+coltap:
+	MOVLQSX      4(R11), R12 // slot
+	SHLQ         $5, R12     // rows are 8 floats apart
+	VBROADCASTSS 8(R11), Y1
+	VMULPS       (R10)(R12*1), Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	ADDQ         $12, R11
+	DECQ         BX
+	JNZ          coltap
+
+coldiv:
+	VDIVPS Y7, Y0, Y0
+	ADDQ   $4, R8
+	DECQ   CX
+	JZ     collast
+	VMOVUPS Y0, (DI)
+	ADDQ    DX, DI
+	JMP     colrow
+
+collast:
+	MOVQ    last+56(FP), DI
+	VMOVUPS Y0, (DI)
+	VZEROUPPER
+	RET
+
+// func alignSharesF32(src *float32, outH, outW int, tapFirst *int32, taps *tap[float32], rows *float32, cnt float32)
+//
+// AVX2 version of alignShares[float32] for outW <= 8 bins per row (the lanes), into rows that
+// are zero: per bin row, share = up / cnt (VDIVPS; the row's outW elements are read through a
+// masked load), then per tap in order rows[slot] += weight * share (VMULPS, then VADDPS), as the
+// Go loop's gr[pw] += ....
+TEXT ·alignSharesF32(SB), NOSPLIT, $0-52
+	MOVQ src+0(FP), SI
+	YARGS
+	LANEMASK(DX, Y6)
+	SHLQ $2, DX              // a row of up in bytes
+
+sharerow:
+	VMASKMOVPS (SI), Y6, Y0
+	VDIVPS     Y7, Y0, Y0    // the shares up / cnt
+	MOVLQSX    (R8), AX
+	MOVLQSX    4(R8), BX
+	CMPQ       AX, BX
+	JGE        sharenext
+	IMUL3Q     $12, AX, R11
+	ADDQ       R9, R11
+	SUBQ       AX, BX
+
+sharetap:
+	MOVLQSX      4(R11), R12
+	SHLQ         $5, R12
+	VBROADCASTSS 8(R11), Y1
+	VMULPS       Y0, Y1, Y1
+	VADDPS       (R10)(R12*1), Y1, Y1
+	VMOVUPS      Y1, (R10)(R12*1)
+	ADDQ         $12, R11
+	DECQ         BX
+	JNZ          sharetap
+
+sharenext:
+	ADDQ $4, R8
+	ADDQ DX, SI
+	DECQ CX
+	JNZ  sharerow
 	VZEROUPPER
 	RET

@@ -14,3 +14,9 @@ func poolBand32(colMax []float32, colAt []int32, plane []float32, width int, row
 func alignRows32(w *alignWorker[float32], src []float32, width int) bool { return false }
 
 func alignScatter32(w *alignWorker[float32], dst []float32, width int) bool { return false }
+
+func alignCols32(w *alignWorker[float32], dst []float32, cnt float32, outW int) bool { return false }
+
+func alignShares32(w *alignWorker[float32], src []float32, cnt float32, outW int) bool {
+	return false
+}

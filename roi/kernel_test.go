@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand"
 	"testing"
+	"unsafe"
 )
 
 // bandSpecials are the values that decide a band's argmaxes differently from an ordinary
@@ -126,7 +127,9 @@ func FuzzPoolBand(f *testing.F) {
 // outside, degenerate, one pixel), 1 to 20 bins per row (one to three groups of 8), sampling
 // ratios -1 to 3, aligned or not, planes 1 to 40 pixels wide (narrower and wider than a
 // vector), with NaN, ±Inf, ±0, denormals and large values. Expected values are the Go loops',
-// which the fixtures and the fuzz test check against torchvision and a scalar reference.
+// which the fixtures and the fuzz test check against torchvision and a scalar reference. The y
+// steps (alignCols32 against alignPlane, alignShares32 against alignShares) run for 4 to 8
+// bins per row; the bins must not be written past their end.
 func TestAlignAsm(t *testing.T) {
 	if !asmKernels() {
 		t.Skip("no AVX2 kernel on this build or CPU: the Go loop is the only path")
@@ -196,6 +199,46 @@ func TestAlignAsm(t *testing.T) {
 			alignScatterGo(want, rows, width, &w.ys, &w.xs)
 			same("row scatter", r, plane, want, func(int) bool { return false })
 		}
+
+		// the y steps: bins (with a guard block after them) from row sums, and row sums
+		// from an upstream
+		fits := outW >= 4 && outW <= 8
+		fill(rows, trial%2 == 1)
+		cnt := float32(count(&w.ys, &w.xs))
+		bins := make([]float32, 2*outH*outW)
+		for i := range bins {
+			bins[i] = 12345
+		}
+		wantBins := append([]float32(nil), bins...)
+		clear(bins[:outH*outW])
+		clear(wantBins[:outH*outW])
+		if ran := w.cols(w, bins[:outH*outW], cnt, outW); ran != fits {
+			t.Fatalf("roi %v, %d bins: y sums ran %t", r, outW, ran)
+		}
+		alignPlane(wantBins[:outH*outW], &w.ys, cnt, rows, outW)
+		if fits {
+			same("y sums", r, bins, wantBins, func(int) bool { return false })
+		}
+		upstream := make([]float32, outH*outW)
+		fill(upstream, trial%3 == 2)
+		if ran := w.shares(w, upstream, cnt, outW); ran != fits {
+			t.Fatalf("roi %v, %d bins: shares ran %t", r, outW, ran)
+		}
+		got = append(got[:0], rows...)
+		alignShares(upstream, &w.ys, cnt, rows, make([]float32, outW))
+		if fits {
+			same("shares", r, got, rows, func(i int) bool { return i%stride >= outW })
+		}
 		w.release()
+	}
+}
+
+// TestTapLayout pins the layout of tap[float32] that kernel_amd64.s reads (pixel at 0, slot at
+// 4, weight at 8, 12 bytes apart): reordering the struct must fail here, not in the kernels.
+func TestTapLayout(t *testing.T) {
+	var tp tap[float32]
+	if unsafe.Offsetof(tp.pixel) != 0 || unsafe.Offsetof(tp.slot) != 4 || unsafe.Offsetof(tp.weight) != 8 || unsafe.Sizeof(tp) != 12 {
+		t.Fatalf("tap[float32]: pixel at %d, slot at %d, weight at %d, size %d; the kernels read 0, 4, 8, 12",
+			unsafe.Offsetof(tp.pixel), unsafe.Offsetof(tp.slot), unsafe.Offsetof(tp.weight), unsafe.Sizeof(tp))
 	}
 }
