@@ -123,6 +123,42 @@ bin:
 	SUBQ    AX, BX           // columns left
 	VMOVDQA Y4, Y1           // argmax
 	JLE     binstore         // an empty bin: noPixel
+	CMPQ    BX, $8
+	JGT     binwide
+
+	// a bin of at most 8 columns: one vector
+	LEAQ       masks<>+32(SB), R11
+	MOVQ       BX, R12
+	SHLQ       $2, R12
+	SUBQ       R12, R11
+	VMOVDQU    (R11), Y10    // the bin's lanes
+	VMOVUPS    (DI)(AX*4), Y8
+	VBLENDVPS  Y10, Y8, Y5, Y8 // lanes past the bin: -FLT_MAX
+	VPERM2F128 $1, Y8, Y8, Y0
+	VMAXPS     Y0, Y8, Y0
+	VPERMILPS  $0x4e, Y0, Y9
+	VMAXPS     Y9, Y0, Y0
+	VPERMILPS  $0xb1, Y0, Y9
+	VMAXPS     Y9, Y0, Y0    // M in every lane
+	VCMPPS     $0x00, Y0, Y8, Y9 // colMax == M (EQ_OQ)
+	VANDPS     Y10, Y9, Y9
+	VMOVMSKPS  Y9, R11       // not 0: M is one of the bin's columns
+	MOVL       R11, R12
+	DECL       R12
+	ANDL       R11, R12
+	JNZ        bintie        // several columns reach M: the smallest index
+	BSFL       R11, R11
+	ADDQ       AX, R11
+	MOVL       (R9)(R11*4), R12
+	MOVL       R12, (DX)
+	JMP        binnext
+
+bintie:
+	VMOVDQU   (R9)(AX*4), Y2
+	VBLENDVPS Y9, Y2, Y4, Y1
+	JMP       binhmin
+
+binwide:
 	LEAQ    (DI)(AX*4), R8
 	MOVQ    BX, R10
 	VMOVAPS Y5, Y0           // max
@@ -156,6 +192,8 @@ binat:
 	ADDQ      $32, R10
 	SUBQ      $8, BX
 	JGT       binat
+
+binhmin:
 	VPERM2I128 $1, Y1, Y1, Y2
 	VPMINSD    Y2, Y1, Y1
 	VPSHUFD    $0x4e, Y1, Y2
@@ -165,6 +203,8 @@ binat:
 
 binstore:
 	VMOVD X1, (DX)
+
+binnext:
 	ADDQ  $8, SI
 	ADDQ  $4, DX
 	DECQ  CX
