@@ -44,6 +44,15 @@ GLOBL masks<>(SB), RODATA|NOPTR, $64
 	LEAQ    masks<>+32(SB), R11; \
 	VMOVDQU (R11)(R12*1), ymm
 
+// The largest of the 8 lanes of y (no NaN) into every lane of y (clobbers tmp).
+#define HMAX(y, tmp) \
+	VPERM2F128 $1, y, y, tmp; \
+	VMAXPS     tmp, y, y; \
+	VPERMILPS  $0x4e, y, tmp; \
+	VMAXPS     tmp, y, y; \
+	VPERMILPS  $0xb1, y, tmp; \
+	VMAXPS     tmp, y, y
+
 // The y kernels' arguments after the first: outH in CX, outW in DX, tapFirst in R8, taps in
 // R9, rows in R10, cnt in every lane of Y7.
 #define YARGS \
@@ -134,12 +143,8 @@ bin:
 	VMOVDQU    (R11), Y10    // the bin's lanes
 	VMOVUPS    (DI)(AX*4), Y8
 	VBLENDVPS  Y10, Y8, Y5, Y8 // lanes past the bin: -FLT_MAX
-	VPERM2F128 $1, Y8, Y8, Y0
-	VMAXPS     Y0, Y8, Y0
-	VPERMILPS  $0x4e, Y0, Y9
-	VMAXPS     Y9, Y0, Y0
-	VPERMILPS  $0xb1, Y0, Y9
-	VMAXPS     Y9, Y0, Y0    // M in every lane
+	VMOVAPS    Y8, Y0
+	HMAX(Y0, Y9)             // M in every lane
 	VCMPPS     $0x00, Y0, Y8, Y9 // colMax == M (EQ_OQ)
 	VANDPS     Y10, Y9, Y9
 	VMOVMSKPS  Y9, R11       // not 0: M is one of the bin's columns
@@ -171,12 +176,7 @@ binmax:
 	ADDQ      $32, R8
 	SUBQ      $8, R10
 	JGT       binmax
-	VPERM2F128 $1, Y0, Y0, Y8
-	VMAXPS     Y8, Y0, Y0
-	VPERMILPS  $0x4e, Y0, Y8
-	VMAXPS     Y8, Y0, Y0
-	VPERMILPS  $0xb1, Y0, Y8
-	VMAXPS     Y8, Y0, Y0     // M in every lane
+	HMAX(Y0, Y8)              // M in every lane
 	LEAQ       (DI)(AX*4), R8
 	LEAQ       (R9)(AX*4), R10
 
