@@ -87,7 +87,15 @@
 // scatter has no races and adds into each plane in a fixed order (roi, then row, then bin): the
 // results do not depend on the number of workers. Inputs are read through values.Contiguous,
 // so views give the results of their contiguous copies. A pass allocates its result; the
-// workers' tables are reused from a sync.Pool.
+// workers' tables are reused from a sync.Pool (and Pool's saved argmaxes from the op).
+//
+// In float32 on amd64 CPUs with AVX2 (golang.org/x/sys/cpu), the inner loops run in assembly
+// (kernel_amd64.s), eight lanes at a time: Align's row sums, bin rows, shares and row scatter
+// (lanes: bins or pixels, from dense per-roi tables of the x taps), Pool's band of column
+// maxima and its bins' argmaxes. Each has a Go twin, the loop used elsewhere (float64, other
+// CPUs, the purego build tag), with the same operations in the same order, each product rounded
+// before it is added (no fused multiply-add): the results are the same bits (a NaN's payload
+// aside, where two NaNs meet), which TestPoolBandAsm, FuzzPoolBand and TestAlignAsm check.
 //
 // # Errors
 //
