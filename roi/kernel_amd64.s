@@ -63,8 +63,8 @@ GLOBL masks<>(SB), RODATA|NOPTR, $64
 	MOVQ         rows+40(FP), R10; \
 	VBROADCASTSS cnt+48(FP), Y7
 
-// func poolBandF32(plane *float32, width, rows, n, base int, colMax *float32, colAt *int32, spans *int32, bins int, at *int32)
-TEXT ·poolBandF32(SB), NOSPLIT, $0-80
+// func poolBandF32(plane *float32, width, rows, n, base int, colMax *float32, colAt *int32, spans *int32, bins int, at *int32, vals *float32)
+TEXT ·poolBandF32(SB), NOSPLIT, $0-88
 	MOVQ plane+0(FP), SI
 	MOVQ width+8(FP), DX
 	MOVQ rows+16(FP), CX
@@ -123,6 +123,7 @@ bins:
 	MOVQ spans+56(FP), SI
 	MOVQ bins+64(FP), CX
 	MOVQ at+72(FP), DX
+	MOVQ vals+80(FP), R13
 
 bin:
 	TESTQ   CX, CX
@@ -130,8 +131,7 @@ bin:
 	MOVLQSX (SI), AX         // first column
 	MOVLQSX 4(SI), BX
 	SUBQ    AX, BX           // columns left
-	VMOVDQA Y4, Y1           // argmax
-	JLE     binstore         // an empty bin: noPixel
+	JLE     binempty
 	CMPQ    BX, $8
 	JGT     binwide
 
@@ -156,7 +156,7 @@ bin:
 	ADDQ       AX, R11
 	MOVL       (R9)(R11*4), R12
 	MOVL       R12, (DX)
-	JMP        binnext
+	JMP        binval
 
 bintie:
 	VMOVDQU   (R9)(AX*4), Y2
@@ -164,6 +164,7 @@ bintie:
 	JMP       binhmin
 
 binwide:
+	VMOVDQA Y4, Y1           // argmax
 	LEAQ    (DI)(AX*4), R8
 	MOVQ    BX, R10
 	VMOVAPS Y5, Y0           // max
@@ -201,14 +202,34 @@ binhmin:
 	VPSHUFD    $0xb1, Y1, Y2
 	VPMINSD    Y2, Y1, Y1
 
-binstore:
-	VMOVD X1, (DX)
+	VMOVD X1, R12
+	MOVL  R12, (DX)
+
+binval:                          // the bin's value: its argmax's pixel, or -FLT_MAX for none
+	CMPL    R12, $0x7fffffff
+	JEQ     binnone
+	MOVLQSX R12, R11
+	SUBQ    base+32(FP), R11 // the pixel's offset from the band's first
+	MOVQ    plane+0(FP), R8
+	MOVL    (R8)(R11*4), R12
+	MOVL    R12, (R13)
+	JMP     binnext
+
+binnone:
+	MOVL negmax<>(SB), R12
+	MOVL R12, (R13)
+	JMP  binnext
+
+binempty:                        // no pixel: no argmax, the value 0
+	MOVL $0x7fffffff, (DX)
+	MOVL $0, (R13)
 
 binnext:
-	ADDQ  $8, SI
-	ADDQ  $4, DX
-	DECQ  CX
-	JMP   bin
+	ADDQ $8, SI
+	ADDQ $4, DX
+	ADDQ $4, R13
+	DECQ CX
+	JMP  bin
 
 done:
 	VZEROUPPER

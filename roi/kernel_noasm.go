@@ -7,8 +7,8 @@ package roi
 
 func asmKernels() bool { return false }
 
-func poolBand32(colMax []float32, colAt []int32, plane []float32, width int, rows span, start, end int, spans, at []int32, spansOK bool) {
-	poolBandGo(colMax, colAt, plane, width, rows, start, end, spans, at)
+func poolBand32(colMax []float32, colAt []int32, plane []float32, width int, rows span, start, end int, spans, at []int32, vals []float32, spansOK bool) {
+	poolBandGo(colMax, colAt, plane, width, rows, start, end, spans, at, vals)
 }
 
 func alignRows32(w *alignWorker[float32], src []float32, width int) bool { return false }

@@ -15,8 +15,9 @@ var bandSpecials = []float32{float32(math.NaN()), 0, float32(math.Copysign(0, -1
 	1, -1, 1e-45, -1e-45}
 
 // checkBand runs poolBand32 (the AVX2 kernel where the CPU has it) and poolBandGo on one band
-// and fails unless the argmaxes, the columns' maxima (as bits) and their indices agree, and
-// neither writes past what it may: colMax and colAt past n+7, at past bins (guard values).
+// and fails unless the argmaxes, the bins' values and the columns' maxima (as bits) and their
+// indices agree, and neither writes past what it may: colMax and colAt past n+7, at and vals
+// past bins (guard values).
 func checkBand(t *testing.T, rng *rand.Rand, height, width, rowStart, rows, start, n, bins int, special float64) {
 	t.Helper()
 	plane := make([]float32, height*width)
@@ -40,24 +41,24 @@ func checkBand(t *testing.T, rng *rand.Rand, height, width, rowStart, rows, star
 		spans[2*b], spans[2*b+1] = int32(first), int32(last)
 	}
 	const guard = 8
-	mk := func() (colMax []float32, colAt, at []int32) {
-		colMax, colAt, at = make([]float32, n+7+guard), make([]int32, n+7+guard), make([]int32, bins+guard)
+	mk := func() (colMax []float32, colAt, at []int32, vals []float32) {
+		colMax, colAt, at, vals = make([]float32, n+7+guard), make([]int32, n+7+guard), make([]int32, bins+guard), make([]float32, bins+guard)
 		for i := range colMax {
 			colMax[i], colAt[i] = 12345, -12345
 		}
 		for i := range at {
-			at[i] = -12345
+			at[i], vals[i] = -12345, 12345
 		}
-		return colMax, colAt, at
+		return colMax, colAt, at, vals
 	}
 	rs := span{rowStart, rowStart + rows}
-	gotMax, gotAt, got := mk()
-	poolBand32(gotMax[:n+7], gotAt[:n+7], plane, width, rs, start, start+n, spans, got[:bins], true)
-	wantMax, wantAt, want := mk()
-	poolBandGo(wantMax[:n+7], wantAt[:n+7], plane, width, rs, start, start+n, spans, want[:bins])
+	gotMax, gotAt, got, gotVals := mk()
+	poolBand32(gotMax[:n+7], gotAt[:n+7], plane, width, rs, start, start+n, spans, got[:bins], gotVals[:bins], true)
+	wantMax, wantAt, want, wantVals := mk()
+	poolBandGo(wantMax[:n+7], wantAt[:n+7], plane, width, rs, start, start+n, spans, want[:bins], wantVals[:bins])
 	for b := range got {
-		if got[b] != want[b] {
-			t.Fatalf("width %d rows %v columns [%d, %d) bin %d %v: argmax %d, Go loop %d", width, rs, start, start+n, b, spans[2*b:2*b+2], got[b], want[b])
+		if got[b] != want[b] || math.Float32bits(gotVals[b]) != math.Float32bits(wantVals[b]) {
+			t.Fatalf("width %d rows %v columns [%d, %d) bin %d %v: argmax %d value %v, Go loop %d %v", width, rs, start, start+n, b, spans[2*b:2*b+2], got[b], gotVals[b], want[b], wantVals[b])
 		}
 	}
 	for w := 0; w < n && rows > 0; w++ {
@@ -71,8 +72,8 @@ func checkBand(t *testing.T, rng *rand.Rand, height, width, rowStart, rows, star
 		}
 	}
 	for i := bins; i < len(got); i++ {
-		if got[i] != -12345 {
-			t.Fatalf("the kernel wrote at[%d], past %d bins", i, bins)
+		if got[i] != -12345 || gotVals[i] != 12345 {
+			t.Fatalf("the kernel wrote at[%d] or vals[%d], past %d bins", i, i, bins)
 		}
 	}
 }

@@ -40,18 +40,19 @@ func poolSpans[T float](spans []span, lo, hi T, scale T, size int) error {
 
 // poolScratch holds one roi's bins along both axes, the bins' columns relative to the roi's
 // first (spans), and per column of a band of rows the maximum and where it is (see
-// columnArgmaxGo), and the band's argmaxes. Scratch is kept in a pool between passes, so that a
-// step allocates only its result.
+// columnArgmaxGo), and the band's argmaxes and values (where they do not go straight into the
+// save and the output). Scratch is kept in a pool between passes, so that a step allocates only
+// its result.
 type poolScratch[T float] struct {
 	rows, cols   []span
-	colMax       []T
+	colMax, vals []T
 	colAt, spans []int32
 	at           []int32
 	band         bandFunc[T] // poolBand32 or poolBandGo
 }
 
 // bandFunc is poolBandGo's signature, plus whether spans were checked (see poolBand32).
-type bandFunc[T float] func(colMax []T, colAt []int32, plane []T, width int, rows span, start, end int, spans, at []int32, spansOK bool)
+type bandFunc[T float] func(colMax []T, colAt []int32, plane []T, width int, rows span, start, end int, spans, at []int32, vals []T, spansOK bool)
 
 var poolScratches [2]sync.Pool // by dtype: float32, float64
 
@@ -63,8 +64,8 @@ func getPoolScratch[T float](o poolOp) *poolScratch[T] {
 		case *poolScratch[float32]:
 			s.band = poolBand32
 		case *poolScratch[float64]:
-			s.band = func(colMax []float64, colAt []int32, plane []float64, width int, rows span, start, end int, spans, at []int32, _ bool) {
-				poolBandGo(colMax, colAt, plane, width, rows, start, end, spans, at)
+			s.band = func(colMax []float64, colAt []int32, plane []float64, width int, rows span, start, end int, spans, at []int32, vals []float64, _ bool) {
+				poolBandGo(colMax, colAt, plane, width, rows, start, end, spans, at, vals)
 			}
 		}
 	}
@@ -79,10 +80,10 @@ func getPoolScratch[T float](o poolOp) *poolScratch[T] {
 		s.colMax, s.colAt = make([]T, cols), make([]int32, cols)
 	}
 	if cap(s.at) < o.geo.outW {
-		s.spans, s.at = make([]int32, 2*o.geo.outW), make([]int32, o.geo.outW)
+		s.spans, s.at, s.vals = make([]int32, 2*o.geo.outW), make([]int32, o.geo.outW), make([]T, o.geo.outW)
 	}
 	s.rows, s.cols = s.rows[:o.geo.outH], s.cols[:o.geo.outW]
-	s.spans, s.at = s.spans[:2*o.geo.outW], s.at[:o.geo.outW]
+	s.spans, s.at, s.vals = s.spans[:2*o.geo.outW], s.at[:o.geo.outW], s.vals[:o.geo.outW]
 	s.colMax, s.colAt = s.colMax[:o.geo.width+7], s.colAt[:o.geo.width+7]
 	return s
 }
@@ -150,18 +151,22 @@ func binArgmax[T float](colMax []T, colAt []int32) int32 {
 }
 
 // poolBandGo writes into at[b] the argmax (noPixel if none) of every bin b of a band of rows
-// whose columns are [start + spans[2b], start + spans[2b+1]), spans within [0, end - start]:
-// columnArgmaxGo over the band's columns [start, end), then binArgmax per bin. colMax and colAt
-// are scratch of at least end - start elements. In float32 the AVX2 kernel poolBandF32 does the
-// same (poolBand32).
-func poolBandGo[T float](colMax []T, colAt []int32, plane []T, width int, rows span, start, end int, spans, at []int32) {
+// whose columns are [start + spans[2b], start + spans[2b+1]), spans within [0, end - start],
+// and into vals[b] its value, Pool's output: the argmax's pixel, -FLT_MAX for a bin with no
+// pixel above it, 0 for an empty bin. It runs columnArgmaxGo over the band's columns
+// [start, end), then binArgmax per bin. colMax and colAt are scratch of at least end - start
+// elements. In float32 the AVX2 kernel poolBandF32 does the same (poolBand32).
+func poolBandGo[T float](colMax []T, colAt []int32, plane []T, width int, rows span, start, end int, spans, at []int32, vals []T) {
 	if rows.end > rows.start && end > start {
 		columnArgmaxGo(colMax, colAt, plane, width, rows, start, end)
 	}
 	for b := range at {
-		at[b] = noPixel
+		at[b], vals[b] = noPixel, 0
 		if first, last := spans[2*b], spans[2*b+1]; last > first && rows.end > rows.start {
-			at[b] = binArgmax(colMax[first:last], colAt[first:last])
+			at[b], vals[b] = binArgmax(colMax[first:last], colAt[first:last]), -math.MaxFloat32
+			if at[b] != noPixel {
+				vals[b] = plane[at[b]]
+			}
 		}
 	}
 }
@@ -225,18 +230,13 @@ func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, sav
 				if save != nil { // the band's argmaxes go straight into the save
 					ats = save[i0 : i0+g.outW]
 				}
-				s.band(s.colMax, s.colAt, plane, g.width, rows, colStart, colEnd, s.spans, ats, spansOK)
+				vals := s.vals
+				if mode == poolMax { // the band's values go straight into the output
+					vals = out[i0 : i0+g.outW]
+				}
+				s.band(s.colMax, s.colAt, plane, g.width, rows, colStart, colEnd, s.spans, ats, vals, spansOK)
 				switch mode {
 				case poolMax:
-					dst := out[i0 : i0+len(ats)]
-					for pw, at := range ats {
-						switch {
-						case at != noPixel:
-							dst[pw] = plane[at]
-						case rows.end > rows.start && s.cols[pw].end > s.cols[pw].start:
-							dst[pw] = -math.MaxFloat32 // nothing above torchvision's start
-						} // else an empty bin: 0
-					}
 				case poolScatter:
 					grad, up := out[p*planeSize:(p+1)*planeSize], in[i0:i0+len(ats)]
 					for pw, at := range ats {
