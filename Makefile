@@ -24,11 +24,12 @@ vet:
 lint:
 	$(STATICCHECK) $(PKGS)
 
-# The second line runs the op's tests on the Go loops alone (no AVX2 kernels), as on other
-# architectures.
+# The second and third lines run the op's and roi's tests on the Go loops alone (no AVX2
+# kernels), as on other architectures.
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	$(GO) test -tags purego -count=1 ./op
+	$(GO) test -tags purego -count=1 ./roi
 
 # Every benchmark once, then the performance targets of the op on the default path (BenchmarkPerfTargets:
 # 2.36M float32 forward+backward, >= 40x the composed baseline, <= 1.5x the memory floor, <= 1.2
@@ -60,6 +61,7 @@ FUZZ_BOXES ?= 60000x
 FUZZ_ASSIGN ?= 25000x
 FUZZ_WINDOW ?= 20000x
 FUZZ_ROI ?= 30000x
+FUZZ_ROI_BAND ?= 30000x
 FUZZ_FRCNN ?= 25000x
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzKernels$$' -fuzztime $(FUZZ_KERNELS) ./op
@@ -67,6 +69,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAssignInvariants$$' -fuzztime $(FUZZ_ASSIGN) ./rpn
 	$(GO) test -run '^$$' -fuzz '^FuzzWindowExtreme$$' -fuzztime $(FUZZ_WINDOW) ./rpn
 	$(GO) test -run '^$$' -fuzz '^FuzzRoIOps$$' -fuzztime $(FUZZ_ROI) ./roi
+	$(GO) test -run '^$$' -fuzz '^FuzzPoolBand$$' -fuzztime $(FUZZ_ROI_BAND) ./roi
 	$(GO) test -run '^$$' -fuzz '^FuzzTargetInvariants$$' -fuzztime $(FUZZ_FRCNN) ./fastrcnn
 
 # rpn's arithmetic gives the same bits in GOAMD64=v1 and v3 builds (no fused multiply-adds):

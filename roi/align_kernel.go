@@ -174,12 +174,21 @@ func alignGrids[T float](ys, xs *axisGrid[T], r []T, o alignOp, p *alignParams[T
 	return xs.build(r[1], r[3], o.geo.width, o.geo.outW, p)
 }
 
-// alignWorker is one worker's scratch: both axes' grids, and the row sums of alignPlane and
-// alignScatter. Workers are kept in a pool between passes, so that a step allocates only its
-// result.
+// alignWorker is one worker's scratch: both axes' grids, the row sums of alignPlane and
+// alignScatter, and the x taps as a dense table for the AVX2 row sums (rowTable). Workers are
+// kept in a pool between passes, so that a step allocates only its result.
 type alignWorker[T float] struct {
 	ys, xs      axisGrid[T]
 	rows, share []T
+	table       rowTable
+	// rowSums is alignRows32 in float32 (nil in float64): the row sums of alignPlane through
+	// the AVX2 kernel, reporting false when it cannot run them (no AVX2, or no table);
+	// rowScatter is alignScatter32, the same for the row scatter of alignScatterGo
+	rowSums    func(w *alignWorker[T], src []T, width int) bool
+	rowScatter func(w *alignWorker[T], dst []T, width int) bool
+	// cols and shares are alignCols32 and alignShares32: alignPlane and alignShares through
+	// the AVX2 kernels, reporting false when they cannot run them
+	cols, shares func(w *alignWorker[T], v []T, cnt T, outW int) bool
 }
 
 var alignWorkers [2]sync.Pool // by dtype: float32, float64
@@ -188,20 +197,103 @@ func getAlignWorker[T float]() *alignWorker[T] {
 	if w, ok := alignWorkers[dtypeIndex[T]()].Get().(*alignWorker[T]); ok {
 		return w
 	}
-	return new(alignWorker[T])
+	w := new(alignWorker[T])
+	if w32, ok := any(w).(*alignWorker[float32]); ok {
+		w32.rowSums, w32.rowScatter = alignRows32, alignScatter32
+		w32.cols, w32.shares = alignCols32, alignShares32
+	}
+	return w
 }
 
 func (w *alignWorker[T]) release() { alignWorkers[dtypeIndex[T]()].Put(w) }
 
-// scratch returns rows of len(ys.lines)*outW and share of outW.
+// rowStride is the length of one line's row sums in rows: outW rounded up to whole vectors of 8.
+func rowStride(outW int) int { return (outW + 7) &^ 7 }
+
+// scratch returns rows of len(ys.lines)*rowStride(outW) and share of outW.
 func (w *alignWorker[T]) scratch(outW int) (rows, share []T) {
-	if need := len(w.ys.lines) * outW; cap(w.rows) < need {
+	if need := len(w.ys.lines) * rowStride(outW); cap(w.rows) < need {
 		w.rows = make([]T, need)
 	}
 	if cap(w.share) < outW {
 		w.share = make([]T, outW)
 	}
-	return w.rows[:len(w.ys.lines)*outW], w.share[:outW]
+	return w.rows[:len(w.ys.lines)*rowStride(outW)], w.share[:outW]
+}
+
+// rowTable is the x taps of a roi, dense, for the AVX2 kernels. For the row sums (tab): columns
+// [lo, lo+n) of the features; for every group of 8 bins and every column, 8 weights (the tap's
+// weight in the bin's lane, 0 elsewhere) then 8 masks (all ones where the column is a tap of
+// the bin). For the row scatter (scatter): columns [slo, slo+8*vecs), whole vectors of 8 inside
+// the row; for every vector and every bin, 8 weights (the tap's weight in the column's lane)
+// then 8 masks. ok says the tables are built and every line and column they will read is inside
+// the plane; scatterOK that the row is wide enough for the scatter's vectors.
+type rowTable struct {
+	lo, n, groups int
+	slo, vecs     int
+	rowsEnd       int // one past the last pixel of the last line read
+	tab, scatter  []float32
+	ok, scatterOK bool
+	yOK           bool // every y tap's slot is a line of the row sums (the y kernels' reads)
+}
+
+// build fills the table from the grids of one roi (float32 weights: the kernel's dtype) and
+// checks its bounds against a plane of height x width.
+func (t *rowTable) build(ys, xs *axisGrid[float32], height, width int) {
+	t.ok, t.scatterOK, t.yOK = false, false, true
+	for _, tp := range ys.taps {
+		t.yOK = t.yOK && tp.slot >= 0 && int(tp.slot) < len(ys.lines)
+	}
+	if len(xs.taps) == 0 || len(ys.lines) == 0 {
+		return
+	}
+	lo, hi := xs.taps[0].pixel, xs.taps[0].pixel
+	for _, tp := range xs.taps {
+		lo, hi = min(lo, tp.pixel), max(hi, tp.pixel)
+	}
+	last := int32(0)
+	for _, line := range ys.lines {
+		if line < 0 || int(line) >= height {
+			return
+		}
+		last = max(last, line)
+	}
+	t.rowsEnd = (int(last) + 1) * width
+	if lo < 0 || int(hi) >= width {
+		return
+	}
+	outW := len(xs.tapFirst) - 1
+	t.lo, t.n, t.groups = int(lo), int(hi-lo)+1, (outW+7)/8
+	t.tab = denseTaps(t.tab, t.groups*t.n*16, xs, func(pw, x int) int { return ((pw/8)*t.n+x-t.lo)*16 + pw%8 })
+	t.ok = true
+	// the scatter's window: n rounded up to whole vectors, moved left if it passes the row's end
+	t.vecs = (t.n + 7) / 8
+	t.slo = min(t.lo, width-8*t.vecs)
+	if t.slo < 0 {
+		return // a row narrower than the vectors: the Go loop scatters
+	}
+	t.scatter = denseTaps(t.scatter, t.vecs*outW*16, xs, func(pw, x int) int {
+		x -= t.slo
+		return ((x/8)*outW+pw)*16 + x%8
+	})
+	t.scatterOK = true
+}
+
+// denseTaps returns tab (reused if large enough) holding size zeros, then for every tap (pixel
+// x of bin pw) of xs its weight at at(pw, x) and a mask of all ones 8 elements further.
+func denseTaps(tab []float32, size int, xs *axisGrid[float32], at func(pw, x int) int) []float32 {
+	if cap(tab) < size {
+		tab = make([]float32, size)
+	}
+	tab = tab[:size]
+	clear(tab)
+	for pw := 0; pw+1 < len(xs.tapFirst); pw++ {
+		for _, tp := range xs.taps[xs.tapFirst[pw]:xs.tapFirst[pw+1]] {
+			e := at(pw, int(tp.pixel))
+			tab[e], tab[e+8] = tp.weight, math.Float32frombits(^uint32(0))
+		}
+	}
+	return tab
 }
 
 // alignPass builds each roi's grids and calls visit for every channel in [c0, c1) with the
@@ -218,6 +310,9 @@ func alignPass[T float](o alignOp, rois []T, c0, c1 int, visit func(w *alignWork
 		}
 		n := int(r[0])
 		cnt := count(&w.ys, &w.xs)
+		if w32, ok := any(w).(*alignWorker[float32]); ok && asmKernels() {
+			w32.table.build(&w32.ys, &w32.xs, g.height, g.width)
+		}
 		for c := c0; c < c1; c++ {
 			visit(w, n*g.channels+c, k*g.channels+c, cnt)
 		}
@@ -232,14 +327,44 @@ func alignForward[T float](o alignOp, features, rois, out []T, c0, c1 int) error
 	plane, bins := o.geo.height*o.geo.width, o.geo.binCount()
 	return alignPass(o, rois, c0, c1, func(w *alignWorker[T], p, b int, cnt T) {
 		rows, _ := w.scratch(o.geo.outW)
-		alignPlane(out[b*bins:(b+1)*bins], features[p*plane:(p+1)*plane], o.geo.width, &w.ys, &w.xs, cnt, rows)
+		src := features[p*plane : (p+1)*plane]
+		if w.rowSums == nil || !w.rowSums(w, src, o.geo.width) {
+			alignRowsGo(rows, src, o.geo.width, &w.ys, &w.xs)
+		}
+		dst := out[b*bins : (b+1)*bins]
+		if w.cols == nil || !w.cols(w, dst, cnt, o.geo.outW) {
+			alignPlane(dst, &w.ys, cnt, rows, o.geo.outW)
+		}
 	})
 }
 
-// alignPlane pools one (roi, channel): dst holds the outH*outW bins (zero), src the feature
-// plane, rows is scratch of len(ys.lines)*outW. The weight of pixel (y, x) in a bin is a sum
-// over the bin's samples of products w_y * w_x, so it is Wy(y) * Wx(x), with Wy and Wx the
-// weights each axis' samples give that row and that column (the taps): the bin is
+// alignRowsGo writes the row sums of alignPlane into rows (len(ys.lines) lines of rowStride
+// elements), for the plane src:
+//
+//	rows[r, pw] = Σ_{x in taps(pw)} Wx(x) v(ys.lines[r], x)
+//
+// in tap order, from 0, each product rounded before it is added (the conversion keeps it from
+// being fused into a multiply-add). In float32 the AVX2 kernel (alignRows32) gives the same bits.
+func alignRowsGo[T float](rows, src []T, width int, ys, xs *axisGrid[T]) {
+	outW := len(xs.tapFirst) - 1
+	stride := rowStride(outW)
+	for r, line := range ys.lines {
+		row := src[int(line)*width : int(line)*width+width]
+		h := rows[r*stride : r*stride+outW]
+		for pw := range h {
+			var sum T
+			for _, t := range xs.taps[xs.tapFirst[pw]:xs.tapFirst[pw+1]] {
+				sum += T(t.weight * row[t.pixel])
+			}
+			h[pw] = sum
+		}
+	}
+}
+
+// alignPlane pools one (roi, channel) from its row sums (alignRowsGo): dst holds the
+// outH*outW bins (zero). The weight of pixel (y, x) in a bin is a sum over the bin's samples
+// of products w_y * w_x, so it is Wy(y) * Wx(x), with Wy and Wx the weights each axis' samples
+// give that row and that column (the taps): the bin is
 //
 //	out[ph, pw] = Σ_{y in taps(ph)} Wy(y) Σ_{x in taps(pw)} Wx(x) v(y, x) / count
 //
@@ -247,25 +372,14 @@ func alignForward[T float](o alignOp, features, rois, out []T, c0, c1 int) error
 // pixels and weights are torchvision's; the products are grouped differently, which rounds
 // differently (within 1e-12 in float64) and, where a pixel is ±Inf and one of its sample
 // weights is 0 but another is not, gives ±Inf where torchvision's 0 * Inf gives NaN.
-func alignPlane[T float](dst, src []T, width int, ys, xs *axisGrid[T], cnt T, rows []T) {
-	outW := len(xs.tapFirst) - 1
-	for r, line := range ys.lines {
-		row := src[int(line)*width : int(line)*width+width]
-		h := rows[r*outW : r*outW+outW]
-		for pw := range h {
-			var sum T
-			for _, t := range xs.taps[xs.tapFirst[pw]:xs.tapFirst[pw+1]] {
-				sum += t.weight * row[t.pixel]
-			}
-			h[pw] = sum
-		}
-	}
+func alignPlane[T float](dst []T, ys *axisGrid[T], cnt T, rows []T, outW int) {
+	stride := rowStride(outW)
 	for ph := 0; ph+1 < len(ys.tapFirst); ph++ {
 		out := dst[ph*outW : (ph+1)*outW]
 		for _, t := range ys.taps[ys.tapFirst[ph]:ys.tapFirst[ph+1]] {
-			h := rows[int(t.slot)*outW:][:len(out)]
+			h := rows[int(t.slot)*stride:][:len(out)]
 			for pw, x := range h {
-				out[pw] += t.weight * x
+				out[pw] += T(t.weight * x)
 			}
 		}
 		for pw := range out {
@@ -286,36 +400,57 @@ func alignBackward[T float](o alignOp, rois, up, grad []T, c0, c1 int) error {
 	plane, bins := o.geo.height*o.geo.width, o.geo.binCount()
 	return alignPass(o, rois, c0, c1, func(w *alignWorker[T], p, b int, cnt T) {
 		rows, share := w.scratch(o.geo.outW)
-		alignScatter(grad[p*plane:(p+1)*plane], up[b*bins:(b+1)*bins], o.geo.width, &w.ys, &w.xs, cnt, rows, share)
+		dst := grad[p*plane : (p+1)*plane]
+		src := up[b*bins : (b+1)*bins]
+		if w.shares == nil || !w.shares(w, src, cnt, o.geo.outW) {
+			alignShares(src, &w.ys, cnt, rows, share)
+		}
+		if w.rowScatter == nil || !w.rowScatter(w, dst, o.geo.width) {
+			alignScatterGo(dst, rows, o.geo.width, &w.ys, &w.xs)
+		}
 	})
 }
 
-// alignScatter is alignPlane's adjoint for one (roi, channel), its two steps transposed and in
-// reverse: each bin row's shares up/count go to the rows it reads, weighted by Wy,
+// alignShares is the first step of alignPlane's adjoint for one (roi, channel), its y step
+// transposed: each bin row's shares up/count go to the rows it reads, weighted by Wy,
 //
 //	g[y, pw] = Σ_{ph: y in taps(ph)} Wy(y) up[ph, pw] / count
 //
-// then each row is scattered through the x weights: grad[y, x] += Σ_{pw: x in taps(pw)} Wx(x) g[y, pw].
-func alignScatter[T float](dst, src []T, width int, ys, xs *axisGrid[T], cnt T, rows, share []T) {
+// into rows (len(ys.lines) lines of rowStride elements).
+func alignShares[T float](src []T, ys *axisGrid[T], cnt T, rows, share []T) {
 	outW := len(share)
-	g := rows[:len(ys.lines)*outW]
+	stride := rowStride(outW)
+	g := rows[:len(ys.lines)*stride]
 	clear(g)
 	for ph := 0; ph+1 < len(ys.tapFirst); ph++ {
 		for pw, u := range src[ph*outW : (ph+1)*outW] {
 			share[pw] = u / cnt
 		}
 		for _, t := range ys.taps[ys.tapFirst[ph]:ys.tapFirst[ph+1]] {
-			gr := g[int(t.slot)*outW:][:len(share)]
+			gr := g[int(t.slot)*stride:][:len(share)]
 			for pw, s := range share {
-				gr[pw] += t.weight * s
+				gr[pw] += T(t.weight * s)
 			}
 		}
 	}
+}
+
+// alignScatterGo is the second step: each row's shares g (alignShares) are scattered through
+// the x weights,
+//
+//	grad[y, x] += Σ_{pw: x in taps(pw)} Wx(x) g[y, pw]
+//
+// a pixel's additions in bin order, each product rounded before it is added (the conversion
+// keeps it from being fused into a multiply-add). In float32 the AVX2 kernel
+// (alignScatter32) gives the same bits.
+func alignScatterGo[T float](dst, rows []T, width int, ys, xs *axisGrid[T]) {
+	outW := len(xs.tapFirst) - 1
+	stride := rowStride(outW)
 	for r, line := range ys.lines {
 		row := dst[int(line)*width : int(line)*width+width]
-		for pw, x := range g[r*outW : r*outW+outW] {
+		for pw, x := range rows[r*stride : r*stride+outW] {
 			for _, t := range xs.taps[xs.tapFirst[pw]:xs.tapFirst[pw+1]] {
-				row[t.pixel] += t.weight * x
+				row[t.pixel] += T(t.weight * x)
 			}
 		}
 	}

@@ -63,8 +63,8 @@ func benchInputs() (features, rois, ones *tensor.Dense) {
 }
 
 // benchStep is one forward and backward pass of op (Align or Pool) as a gorgonia graph, the
-// default call: a TapeMachine running op, its SymDiff gradient node with an upstream of ones
-// (as out.backward(torch.ones_like(out))), and nothing else.
+// default call: a TapeMachine running op and the gradient node its SymDiff builds (as G.Grad
+// does), with an upstream of ones (as out.backward(torch.ones_like(out))), and nothing else.
 func benchStep(b *testing.B, build func(f, r *G.Node) (*G.Node, error)) {
 	features, rois, ones := benchInputs()
 	g := G.NewGraph()
@@ -75,11 +75,10 @@ func benchStep(b *testing.B, build func(f, r *G.Node) (*G.Node, error)) {
 		b.Fatal(err)
 	}
 	up := node(g, "upstream", ones)
-	grad, err := G.ApplyOp(gradOpOf(b, out.Op()), gradInputs(out.Op(), f, r, out, up)...)
-	if err != nil {
-		b.Fatal(err)
+	grads, err := out.Op().(G.SDOp).SymDiff(G.Nodes{f, r}, out, up)
+	if err != nil || len(grads) != 2 || grads[0] == nil {
+		b.Fatalf("SymDiff: %v, %v", grads, err)
 	}
-	_ = grad
 	m := G.NewTapeMachine(g)
 	defer m.Close()
 	b.ReportAllocs()
@@ -113,25 +112,6 @@ func cpuTime() time.Duration {
 // the steadiest wall-time figure (torch_bench.py prints the same).
 func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
-}
-
-// gradOpOf is the op SymDiff builds for the features' gradient.
-func gradOpOf(b *testing.B, op G.Op) G.Op {
-	switch o := op.(type) {
-	case alignOp:
-		return alignDiffOp{o}
-	case poolOp:
-		return poolGradOp{fwd: o}
-	}
-	b.Fatalf("unknown op %v", op)
-	return nil
-}
-
-func gradInputs(op G.Op, f, r, out, up *G.Node) []*G.Node {
-	if _, ok := op.(alignOp); ok {
-		return []*G.Node{r, up}
-	}
-	return []*G.Node{f, r, out, up}
 }
 
 // benchFloor is what any implementation must at least do per step: allocate and clear the

@@ -65,15 +65,20 @@
 // row-major order wins ties (-0 and +0 are equal), NaN is passed over, an empty bin is 0 with
 // no argmax, and a bin with nothing above -FLT_MAX is -FLT_MAX with no argmax.
 //
-// Gradient: each bin's upstream is added at its argmax (none without one). Nothing is saved
-// between the passes, so nothing can be stale, and the ops stay values safe to share between
-// graphs and goroutines: the diff op takes the features, the rois, Pool's output and the
-// upstream as inputs (as gorgonia's softmax diff op takes its forward output), and finds each
-// argmax again as the first pixel of the bin, in the scan's order, equal to the bin's output;
-// should none be equal (an output not computed from these features), it recomputes the argmax
-// from the features. The scatter's derivative with respect to its upstream is the gather
-// v ↦ v[argmax] and the gather's is the scatter, so second order works as for Align (0 with
-// respect to the features, where the argmax is locally constant).
+// Gradient: each bin's upstream is added at its argmax (none without one). Once a gradient is
+// asked of a Pool node, its forward pass also saves every bin's argmax in a buffer the op owns
+// and reuses, and the scatter takes it when it is fresh and was made from the very values the
+// scatter is given (the same features, rois and output objects); otherwise (a gradient asked
+// twice, an op shared by several nodes, an output Pool did not return) the scatter finds the
+// argmaxes again from the features, as the forward pass does, with the same bits, so a stale
+// argmax is never used. The diff op takes the features, the rois, Pool's output and the
+// upstream as inputs (as gorgonia's softmax diff op takes its forward output; the output's
+// values are not read). Both passes find an argmax the same way: per band of bin rows, each
+// column's first maximum (the scan down the column), then per bin the largest of its columns'
+// maxima and, among the columns equal to it, the first pixel in row-major order; that is the
+// scan's argmax, bit for bit. The scatter's derivative with respect to its upstream is the
+// gather v ↦ v[argmax] and the gather's is the scatter, so second order works as for Align (0
+// with respect to the features, where the argmax is locally constant).
 //
 // # Execution
 //
@@ -82,7 +87,15 @@
 // scatter has no races and adds into each plane in a fixed order (roi, then row, then bin): the
 // results do not depend on the number of workers. Inputs are read through values.Contiguous,
 // so views give the results of their contiguous copies. A pass allocates its result; the
-// workers' tables are reused from a sync.Pool.
+// workers' tables are reused from a sync.Pool (and Pool's saved argmaxes from the op).
+//
+// In float32 on amd64 CPUs with AVX2 (golang.org/x/sys/cpu), the inner loops run in assembly
+// (kernel_amd64.s), eight lanes at a time: Align's row sums, bin rows, shares and row scatter
+// (lanes: bins or pixels, from dense per-roi tables of the x taps), Pool's band of column
+// maxima and its bins' argmaxes. Each has a Go twin, the loop used elsewhere (float64, other
+// CPUs, the purego build tag), with the same operations in the same order, each product rounded
+// before it is added (no fused multiply-add): the results are the same bits (a NaN's payload
+// aside, where two NaNs meet), which TestPoolBandAsm, FuzzPoolBand and TestAlignAsm check.
 //
 // # Errors
 //

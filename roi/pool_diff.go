@@ -16,13 +16,13 @@ import (
 //	dL/dfeatures[n_k, c, i] = Σ_{bins with a = i} up[k, c, ph, pw]   (scatter to the argmax)
 //	dL/drois: none (rois are data, as in torchvision)
 //
-// Nothing is saved between the passes: the diff op takes the features, the rois and Pool's
-// output as inputs (as gorgonia's softmax diff op takes its forward output), so a is found
-// again as the first pixel of the bin, in torchvision's scan order, equal to the bin's output,
-// which is the bin's maximum M: every pixel before it is < M or NaN, which is exactly where
-// torchvision's strict > stops. A bin whose output is -FLT_MAX or 0 with no pixels has no
-// argmax. Should no pixel equal the given output (not a value Pool computed from these
-// features), the argmax is recomputed from the features alone.
+// The diff op takes the features, the rois and Pool's output as inputs (as gorgonia's softmax
+// diff op takes its forward output). The scatter uses the argmaxes the forward saved when the
+// save is fresh and was made from these very values (pool_save.go); otherwise it finds a again
+// from the features and the rois alone, exactly as the forward pass finds it (poolPass). Pool's
+// output is checked (shape, dtype) and identifies the save, but its values are not read, so an
+// output that Pool did not compute from these features cannot give a stale argmax. A bin that
+// is empty, or has no pixel above -FLT_MAX, has no argmax.
 //
 // Second order: the scatter is linear in up, and a is piecewise constant in the features, so
 //
@@ -44,6 +44,7 @@ func (o poolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if len(inputs) != o.Arity() {
 		return nil, fmt.Errorf("roi: %v.SymDiff: expected %d inputs, got %d", o, o.Arity(), len(inputs))
 	}
+	o.save.want()
 	d, err := G.ApplyOp(poolGradOp{fwd: o}, inputs[0], inputs[1], output, grad)
 	if err != nil {
 		return nil, fmt.Errorf("roi: %v.SymDiff: %w", o, err)
@@ -54,6 +55,7 @@ func (o poolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 // DoDiff is the LispMachine's backward step: it adds the scatter of the upstream into the
 // features' gradient buffer (accumulating, never overwriting).
 func (o poolOp) DoDiff(ctx G.ExecutionContext, inputs G.Nodes, output *G.Node) error {
+	o.save.want()
 	buf, up, finish, err := lispGrad(o, o.Arity(), inputs, output, o.geo.featuresShape())
 	if err != nil || buf == nil {
 		return err
@@ -130,8 +132,8 @@ func (d poolGradOp) into(out *tensor.Dense, featuresV, roisV, outputV, lastV G.V
 	if err != nil {
 		return err
 	}
-	output, err := denseInput(d, "Pool's output", outputV, d.fwd.geo.outShape(), features.Dtype())
-	if err != nil {
+	// Pool's output is checked, not read: the argmaxes come from the features (see above)
+	if _, err := denseInput(d, "Pool's output", outputV, d.fwd.geo.outShape(), features.Dtype()); err != nil {
 		return err
 	}
 	inShape, _ := d.shapes()
@@ -149,11 +151,17 @@ func (d poolGradOp) into(out *tensor.Dense, featuresV, roisV, outputV, lastV G.V
 	mode := poolScatter
 	if d.gather {
 		mode = poolGather
+	} else if at := d.fwd.save.take(featuresV, roisV, outputV); at != nil {
+		defer d.fwd.save.end(nil, nil, nil, false)
+		if features.Dtype() == tensor.Float32 {
+			return runScatterSaved[float32](d.fwd, rois, last, out, at)
+		}
+		return runScatterSaved[float64](d.fwd, rois, last, out, at)
 	}
 	if features.Dtype() == tensor.Float32 {
-		return runPool[float32](d.fwd, mode, features, rois, output, last, out)
+		return runPool[float32](d.fwd, mode, features, rois, last, out, nil)
 	}
-	return runPool[float64](d.fwd, mode, features, rois, output, last, out)
+	return runPool[float64](d.fwd, mode, features, rois, last, out, nil)
 }
 
 // DiffWRT: the last input only.

@@ -38,12 +38,21 @@ func poolSpans[T float](spans []span, lo, hi T, scale T, size int) error {
 	return nil
 }
 
-// poolScratch holds one roi's bins along both axes, and the column maxima of a band of rows.
-// Scratch is kept in a pool between passes, so that a step allocates only its result.
+// poolScratch holds one roi's bins along both axes, the bins' columns relative to the roi's
+// first (spans), and per column of a band of rows the maximum and where it is (see
+// columnArgmaxGo), and the band's argmaxes and values (where they do not go straight into the
+// save and the output). Scratch is kept in a pool between passes, so that a step allocates only
+// its result.
 type poolScratch[T float] struct {
-	rows, cols []span
-	colMax     []T
+	rows, cols   []span
+	colMax, vals []T
+	colAt, spans []int32
+	at           []int32
+	band         bandFunc[T] // poolBand32 or poolBandGo
 }
+
+// bandFunc is poolBandGo's signature, plus whether spans were checked (see poolBand32).
+type bandFunc[T float] func(colMax []T, colAt []int32, plane []T, width int, rows span, start, end int, spans, at []int32, vals []T, spansOK bool)
 
 var poolScratches [2]sync.Pool // by dtype: float32, float64
 
@@ -51,6 +60,14 @@ func getPoolScratch[T float](o poolOp) *poolScratch[T] {
 	s, ok := poolScratches[dtypeIndex[T]()].Get().(*poolScratch[T])
 	if !ok {
 		s = new(poolScratch[T])
+		switch s := any(s).(type) {
+		case *poolScratch[float32]:
+			s.band = poolBand32
+		case *poolScratch[float64]:
+			s.band = func(colMax []float64, colAt []int32, plane []float64, width int, rows span, start, end int, spans, at []int32, vals []float64, _ bool) {
+				poolBandGo(colMax, colAt, plane, width, rows, start, end, spans, at, vals)
+			}
+		}
 	}
 	if cap(s.rows) < o.geo.outH {
 		s.rows = make([]span, o.geo.outH)
@@ -58,10 +75,16 @@ func getPoolScratch[T float](o poolOp) *poolScratch[T] {
 	if cap(s.cols) < o.geo.outW {
 		s.cols = make([]span, o.geo.outW)
 	}
-	if cap(s.colMax) < o.geo.width {
-		s.colMax = make([]T, o.geo.width)
+	// poolBandF32 writes whole vectors of 8 columns
+	if cols := o.geo.width + 7; cap(s.colMax) < cols {
+		s.colMax, s.colAt = make([]T, cols), make([]int32, cols)
 	}
-	s.rows, s.cols, s.colMax = s.rows[:o.geo.outH], s.cols[:o.geo.outW], s.colMax[:o.geo.width]
+	if cap(s.at) < o.geo.outW {
+		s.spans, s.at, s.vals = make([]int32, 2*o.geo.outW), make([]int32, o.geo.outW), make([]T, o.geo.outW)
+	}
+	s.rows, s.cols = s.rows[:o.geo.outH], s.cols[:o.geo.outW]
+	s.spans, s.at, s.vals = s.spans[:2*o.geo.outW], s.at[:o.geo.outW], s.vals[:o.geo.outW]
+	s.colMax, s.colAt = s.colMax[:o.geo.width+7], s.colAt[:o.geo.width+7]
 	return s
 }
 
@@ -76,35 +99,86 @@ func poolSpansOf[T float](s *poolScratch[T], r []T, o poolOp) error {
 	return poolSpans(s.cols, r[1], r[3], scale, o.geo.width)
 }
 
-// columnMax sets colMax[w - start] to the maximum of plane's column w over rows (Go's max), for
-// w in [start, end): one pass over the rows, each a run of independent maxima. A bin's value
-// (torchvision's scan: rows, then columns, from -FLT_MAX, keeping a pixel when it is > the value
-// so far; 0 for an empty bin) is then the largest of its columns' maxima, found without a
-// data-dependent branch per pixel, which a running maximum mispredicts; where that is NaN (Go's
-// max propagates NaN, the scan passes over it) or 0 (the first zero's sign is the scan's), the
-// scan decides.
-func columnMax[T float](colMax, plane []T, width int, rows span, start, end int) {
-	colMax = colMax[:end-start]
-	copy(colMax, plane[rows.start*width+start:rows.start*width+end])
-	for h := rows.start + 1; h < rows.end; h++ {
-		for w, v := range plane[h*width+start : h*width+end] {
-			colMax[w] = max(colMax[w], v)
+// noPixel is columnArgmaxGo's index for a column with no pixel above -FLT_MAX; it exceeds every
+// pixel index (a plane has fewer than 2^31 - 1 pixels, newGeometry checks).
+const noPixel = math.MaxInt32
+
+// columnArgmaxGo runs torchvision's scan down each column w in [start, end) of plane over rows:
+// from -FLT_MAX, a pixel is kept when it is > the value so far (strict: NaN never, and of equal
+// values the first). It sets colMax[w - start] to the kept value (-FLT_MAX if none) and
+// colAt[w - start] to its pixel index h*width + w (noPixel if none).
+//
+// A bin's scan, row by row over its columns, keeps the first pixel in row-major order among
+// those equal (==, so -0 and +0 alike) to its maximum M; that pixel is the first of its own
+// column equal to M, so the bin's argmax is the smallest colAt among its columns whose colMax
+// equals M, and M is the largest colMax (see binArgmax). The columns are independent: in
+// float32 the AVX2 kernel (poolBandF32) runs eight at a time, each a comparison and two
+// blends per pixel, and gives the same bits.
+func columnArgmaxGo[T float](colMax []T, colAt []int32, plane []T, width int, rows span, start, end int) {
+	n := end - start
+	colMax, colAt = colMax[:n], colAt[:n]
+	for w := range colMax {
+		colMax[w], colAt[w] = -math.MaxFloat32, noPixel
+	}
+	for h := rows.start; h < rows.end; h++ {
+		base := h*width + start
+		for w, v := range plane[base : base+n] {
+			if v > colMax[w] {
+				colMax[w], colAt[w] = v, int32(base+w)
+			}
 		}
 	}
 }
 
-// argmaxScan is torchvision's scan as written: one pass, strict >.
-func argmaxScan[T float](plane []T, width int, rows, cols span) (int, T) {
-	best, at := T(-math.MaxFloat32), -1
-	for h := rows.start; h < rows.end; h++ {
-		row := plane[h*width+cols.start : h*width+cols.end]
-		for w, v := range row {
-			if v > best {
-				best, at = v, h*width+cols.start+w
+// binArgmax is a bin's argmax (a pixel index, noPixel if none) from its columns' colMax and
+// colAt (columnArgmaxGo): the largest column maximum M (colMax holds no NaN), then the smallest
+// index among the columns equal to M, both without a data-dependent branch.
+func binArgmax[T float](colMax []T, colAt []int32) int32 {
+	colAt = colAt[:len(colMax)]
+	m := T(-math.MaxFloat32)
+	for _, v := range colMax {
+		m = max(m, v)
+	}
+	at := int32(noPixel)
+	for w, v := range colMax {
+		i := colAt[w]
+		if v != m {
+			i = noPixel
+		}
+		at = min(at, i)
+	}
+	return at
+}
+
+// poolBandGo writes into at[b] the argmax (noPixel if none) of every bin b of a band of rows
+// whose columns are [start + spans[2b], start + spans[2b+1]), spans within [0, end - start],
+// and into vals[b] its value, Pool's output: the argmax's pixel, -FLT_MAX for a bin with no
+// pixel above it, 0 for an empty bin. It runs columnArgmaxGo over the band's columns
+// [start, end), then binArgmax per bin. colMax and colAt are scratch of at least end - start
+// elements. In float32 the AVX2 kernel poolBandF32 does the same (poolBand32).
+func poolBandGo[T float](colMax []T, colAt []int32, plane []T, width int, rows span, start, end int, spans, at []int32, vals []T) {
+	if rows.end > rows.start && end > start {
+		columnArgmaxGo(colMax, colAt, plane, width, rows, start, end)
+	}
+	for b := range at {
+		at[b], vals[b] = noPixel, 0
+		if first, last := spans[2*b], spans[2*b+1]; last > first && rows.end > rows.start {
+			at[b], vals[b] = binArgmax(colMax[first:last], colAt[first:last]), -math.MaxFloat32
+			if at[b] != noPixel {
+				vals[b] = plane[at[b]]
 			}
 		}
 	}
-	return at, best
+}
+
+// spansWithin reports whether every column in spans is in [0, n].
+func spansWithin(spans []int32, n int) bool {
+	for _, c := range spans {
+		if c < 0 || int(c) > n {
+			return false
+		}
+	}
+	return true
 }
 
 // poolMode is what a pass over the bins does with each argmax.
@@ -116,21 +190,22 @@ const (
 	poolGather                  // out[bin] = v[plane, argmax]
 )
 
-// poolPass runs over every (roi, channel in [c0, c1), bin) of the features: with poolMax it
-// writes the maxima into out; with poolScatter it adds every upstream element in (the output's
-// shape) at its bin's argmax in out (the features' shape), skipping bins without one:
+// poolPass runs over every (roi, channel in [c0, c1), bin) of the features, finding each bin's
+// argmax from the features (columnArgmaxGo per band of bin rows, then binArgmax per bin): with
+// poolMax it writes the maxima into out (the pixel at the argmax; -FLT_MAX for a bin with no
+// pixel above it, 0 for an empty bin); with poolScatter it adds every upstream element in (the
+// output's shape) at its bin's argmax in out (the features' shape), skipping bins without one:
 //
 //	grad[n_k, c, argmax(k, c, ph, pw)] += up[k, c, ph, pw]
 //
 // in roi order, then bin order, whatever the number of workers; with poolGather it reads in
 // (the features' shape) at every argmax into out (the output's shape), the scatter's transpose.
-// The two take the argmax as the first pixel equal to the bin's output (maxima, Pool's output;
-// see locate).
-func poolPass[T float](o poolOp, mode poolMode, features, rois, maxima, in, out []T, c0, c1 int) error {
+// The three passes find the same argmaxes, torchvision's. save, if not nil (poolMax only),
+// receives every bin's argmax (noPixel for none), in the output's layout.
+func poolPass[T float](o poolOp, mode poolMode, features, rois, in, out []T, save []int32, c0, c1 int) error {
 	g := o.geo
 	s := getPoolScratch[T](o)
 	defer s.release()
-	colMax := s.colMax
 	planeSize := g.height * g.width
 	bins := g.binCount()
 	for k := 0; k < g.rois; k++ {
@@ -141,75 +216,44 @@ func poolPass[T float](o poolOp, mode poolMode, features, rois, maxima, in, out 
 		n := int(r[0])
 		// the roi's columns: the bins' spans are ordered, so the first starts and the last ends them
 		colStart, colEnd := s.cols[0].start, s.cols[len(s.cols)-1].end
+		for pw, cols := range s.cols {
+			s.spans[2*pw], s.spans[2*pw+1] = int32(cols.start-colStart), int32(max(cols.end, cols.start)-colStart)
+		}
+		spansOK := spansWithin(s.spans, colEnd-colStart)
 		for c := c0; c < c1; c++ {
 			p := n*g.channels + c
 			plane := features[p*planeSize : (p+1)*planeSize]
 			block := (k*g.channels + c) * bins
-			if mode != poolMax {
-				for ph, rows := range s.rows {
-					for pw, cols := range s.cols {
-						i := block + ph*g.outW + pw
-						at := locate(plane, g.width, rows, cols, maxima[i])
-						switch {
-						case at < 0:
-						case mode == poolScatter:
-							out[p*planeSize+at] += in[i]
-						default:
-							out[i] = in[p*planeSize+at]
-						}
-					}
-				}
-				continue
-			}
 			for ph, rows := range s.rows {
-				if rows.end > rows.start && colEnd > colStart {
-					columnMax(colMax, plane, g.width, rows, colStart, colEnd)
+				i0 := block + ph*g.outW
+				ats := s.at
+				if save != nil { // the band's argmaxes go straight into the save
+					ats = save[i0 : i0+g.outW]
 				}
-				for pw, cols := range s.cols {
-					var best T // 0 for an empty bin
-					if rows.end > rows.start && cols.end > cols.start {
-						best = -math.MaxFloat32
-						for _, v := range colMax[cols.start-colStart : cols.end-colStart] {
-							best = max(best, v)
-						}
-						if best != best || best == 0 {
-							_, best = argmaxScan(plane, g.width, rows, cols)
+				vals := s.vals
+				if mode == poolMax { // the band's values go straight into the output
+					vals = out[i0 : i0+g.outW]
+				}
+				s.band(s.colMax, s.colAt, plane, g.width, rows, colStart, colEnd, s.spans, ats, vals, spansOK)
+				switch mode {
+				case poolMax:
+				case poolScatter:
+					grad, up := out[p*planeSize:(p+1)*planeSize], in[i0:i0+len(ats)]
+					for pw, at := range ats {
+						if at != noPixel {
+							grad[at] += up[pw]
 						}
 					}
-					out[block+ph*g.outW+pw] = best
+				default:
+					dst, v := out[i0:i0+len(ats)], in[p*planeSize:(p+1)*planeSize]
+					for pw, at := range ats {
+						if at != noPixel {
+							dst[pw] = v[at]
+						}
+					}
 				}
 			}
 		}
 	}
 	return nil
-}
-
-// locate is the bin's argmax given its maximum m (Pool's output for the bin): the first pixel
-// in torchvision's scan order equal to m (-0 == +0), -1 for an empty bin or m = -FLT_MAX (no
-// pixel exceeded torchvision's start). If no pixel equals m (m was not computed from these
-// features), the argmax is recomputed from the pixels.
-//
-// The bin is scanned whole, last pixel first, keeping every match, so that the first match is
-// what remains, without a data-dependent branch (an early exit at a random pixel mispredicts
-// once a bin): the comparison becomes a flag and the index an arithmetic select.
-func locate[T float](plane []T, width int, rows, cols span, m T) int {
-	if rows.end <= rows.start || cols.end <= cols.start || m == -math.MaxFloat32 {
-		return -1
-	}
-	at := -1
-	for h := rows.end - 1; h >= rows.start; h-- {
-		base := h*width + cols.start
-		row := plane[base : h*width+cols.end]
-		for w := len(row) - 1; w >= 0; w-- {
-			var match int
-			if row[w] == m {
-				match = -1
-			}
-			at += (base + w - at) & match
-		}
-	}
-	if at < 0 {
-		at, _ = argmaxScan(plane, width, rows, cols)
-	}
-	return at
 }

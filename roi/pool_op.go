@@ -34,15 +34,20 @@ func Pool(features, rois *G.Node, outputH, outputW int, opts ...Option) (*G.Node
 	if err != nil {
 		return nil, err
 	}
-	n, err := G.ApplyOp(poolOp{geo: geo}, features, rois)
+	n, err := G.ApplyOp(poolOp{geo: geo, save: new(poolSave)}, features, rois)
 	if err != nil {
 		return nil, fmt.Errorf("roi: Pool: %w", err)
 	}
 	return n, nil
 }
 
-// poolOp is Pool's forward pass, an immutable value.
-type poolOp struct{ geo geometry }
+// poolOp is Pool's forward pass: an immutable value but for its save of the argmaxes
+// (pool_save.go), which is guarded and checked, so the value is safe to share between graphs
+// and goroutines. save is not part of the hash: it never changes a result.
+type poolOp struct {
+	geo  geometry
+	save *poolSave // nil: never saves
+}
 
 func (o poolOp) Arity() int { return 2 }
 
@@ -76,10 +81,14 @@ func (o poolOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out := newZeros(features.Dtype(), o.geo.outShape())
+	save := o.save.begin(o.geo.outShape().TotalSize())
 	if features.Dtype() == tensor.Float32 {
-		err = runPool[float32](o, poolMax, features, rois, nil, nil, out)
+		err = runPool[float32](o, poolMax, features, rois, nil, out, save)
 	} else {
-		err = runPool[float64](o, poolMax, features, rois, nil, nil, out)
+		err = runPool[float64](o, poolMax, features, rois, nil, out, save)
+	}
+	if save != nil {
+		o.save.end(vals[0], vals[1], out, err == nil)
 	}
 	if err != nil {
 		return nil, err
@@ -98,19 +107,53 @@ func (o poolOp) inputs(f, r G.Value) (features, rois *tensor.Dense, err error) {
 	return features, rois, nil
 }
 
-// runPool checks the rois' values and runs poolPass over channel ranges in parallel. output
-// (Pool's output) and in are nil for poolMax.
-func runPool[T float](o poolOp, mode poolMode, features, rois, output, in, out *tensor.Dense) error {
+// runPool checks the rois' values and runs poolPass over channel ranges in parallel. in is nil
+// for poolMax; save (the forward's argmaxes, output-sized) is nil or used with poolMax only.
+func runPool[T float](o poolOp, mode poolMode, features, rois, in, out *tensor.Dense, save []int32) error {
 	r := data[T](rois)
 	if err := checkRoIs(o, r, o.geo.batch); err != nil {
 		return err
 	}
 	f, dst := data[T](features), data[T](out)
-	var maxima, src []T
-	if output != nil {
-		maxima, src = data[T](output), data[T](in)
+	var src []T
+	if in != nil {
+		src = data[T](in)
 	}
 	return forChannelRanges(o.geo.channels, o.work(), func(c0, c1 int) error {
-		return poolPass(o, mode, f, r, maxima, src, dst, c0, c1)
+		return poolPass(o, mode, f, r, src, dst, save, c0, c1)
+	})
+}
+
+// runScatterSaved adds every upstream element at its bin's saved argmax (at, the forward's):
+//
+//	grad[n_k, c, at[k, c, ph, pw]] += up[k, c, ph, pw]
+//
+// over channel ranges in parallel, in roi order, then bin order (poolPass's order).
+func runScatterSaved[T float](o poolOp, rois, up, grad *tensor.Dense, at []int32) error {
+	r := data[T](rois)
+	if err := checkRoIs(o, r, o.geo.batch); err != nil {
+		return err
+	}
+	u, dst := data[T](up), data[T](grad)
+	g := o.geo
+	planeSize, bins := g.height*g.width, g.binCount()
+	if len(at) != g.rois*g.channels*bins || len(u) != len(at) {
+		return fmt.Errorf("roi: %v: saved argmaxes for %d bins, upstream %d, want %d", o, len(at), len(u), g.rois*g.channels*bins)
+	}
+	return forChannelRanges(g.channels, g.rois*g.channels*bins, func(c0, c1 int) error {
+		for k := 0; k < g.rois; k++ {
+			n := int(r[5*k])
+			for c := c0; c < c1; c++ {
+				p := n*g.channels + c
+				plane := dst[p*planeSize : (p+1)*planeSize]
+				block := (k*g.channels + c) * bins
+				for i, a := range at[block : block+bins] {
+					if uint(a) < uint(len(plane)) { // noPixel is not
+						plane[a] += u[block+i]
+					}
+				}
+			}
+		}
+		return nil
 	})
 }
