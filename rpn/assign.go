@@ -225,6 +225,7 @@ type Assigner struct {
 	scratch []*scratch     // by worker
 	images  []*imageResult // by image
 	areas   []float64
+	boxes   [][4]float64 // the levels' anchors as one list (more than one level)
 }
 
 // areasFor returns a slice of n anchor areas to fill, grown as needed.
@@ -413,10 +414,11 @@ func (a *Assigner) match(cfg Config, levels []*Anchors, images []Image) (*anchor
 	if len(levels) == 1 {
 		set.boxes = levels[0].Boxes
 	} else {
-		set.boxes = make([][4]float64, 0, total)
+		a.boxes = a.boxes[:0] // copied every call: the levels' boxes may have changed
 		for _, an := range levels {
-			set.boxes = append(set.boxes, an.Boxes...)
+			a.boxes = append(a.boxes, an.Boxes...)
 		}
+		set.boxes = a.boxes
 	}
 	if len(images) == 0 {
 		return nil, fmt.Errorf("rpn: AssignTargets: no images")
