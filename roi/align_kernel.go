@@ -264,13 +264,21 @@ func (t *rowTable) build(ys, xs *axisGrid[float32], height, width int) {
 	}
 	outW := len(xs.tapFirst) - 1
 	t.lo, t.n, t.groups = int(lo), int(hi-lo)+1, (outW+7)/8
+	// The tables hold groups*n and vecs*outW entries, which the kernels visit whole, against the
+	// Go loops' work of one step per tap: past a few times that (a wide roi with many bins) the
+	// Go loops are faster, and the tables would grow as roi width x bins (found by review: 135
+	// MB for a row of 4096 pixels in 2048 bins).
+	budget := 4*len(xs.taps) + 64
+	if t.groups*t.n > budget {
+		return
+	}
 	t.tab = denseTaps(t.tab, t.groups*t.n*16, xs, func(pw, x int) int { return ((pw/8)*t.n+x-t.lo)*16 + pw%8 })
 	t.ok = true
 	// the scatter's window: n rounded up to whole vectors, moved left if it passes the row's end
 	t.vecs = (t.n + 7) / 8
 	t.slo = min(t.lo, width-8*t.vecs)
-	if t.slo < 0 {
-		return // a row narrower than the vectors: the Go loop scatters
+	if t.slo < 0 || t.vecs*outW > budget {
+		return // a row narrower than the vectors, or a table too large: the Go loop scatters
 	}
 	t.scatter = denseTaps(t.scatter, t.vecs*outW*16, xs, func(pw, x int) int {
 		x -= t.slo

@@ -68,8 +68,10 @@
 // Gradient: each bin's upstream is added at its argmax (none without one). Once a gradient is
 // asked of a Pool node, its forward pass also saves every bin's argmax in a buffer the op owns
 // and reuses, and the scatter takes it when it is fresh and was made from the very values the
-// scatter is given (the same features, rois and output objects); otherwise (a gradient asked
-// twice, an op shared by several nodes, an output Pool did not return) the scatter finds the
+// scatter is given (the same features, rois and output objects, the features and rois still
+// holding the values the forward read, bit for bit); otherwise (a gradient asked twice, an op
+// shared by several nodes, an output Pool did not return, an input changed in place) the
+// scatter finds the
 // argmaxes again from the features, as the forward pass does, with the same bits, so a stale
 // argmax is never used. The diff op takes the features, the rois, Pool's output and the
 // upstream as inputs (as gorgonia's softmax diff op takes its forward output; the output's

@@ -151,8 +151,8 @@ func (d poolGradOp) into(out *tensor.Dense, featuresV, roisV, outputV, lastV G.V
 	mode := poolScatter
 	if d.gather {
 		mode = poolGather
-	} else if at := d.fwd.save.take(featuresV, roisV, outputV); at != nil {
-		defer d.fwd.save.end(nil, nil, nil, false)
+	} else if at := d.fwd.save.take(featuresV, roisV, outputV, features, rois); at != nil {
+		defer d.fwd.save.end(nil, nil, nil, nil, nil, false)
 		if features.Dtype() == tensor.Float32 {
 			return runScatterSaved[float32](d.fwd, rois, last, out, at)
 		}

@@ -88,7 +88,7 @@ func (o poolOp) Do(vals ...G.Value) (G.Value, error) {
 		err = runPool[float64](o, poolMax, features, rois, nil, out, save)
 	}
 	if save != nil {
-		o.save.end(vals[0], vals[1], out, err == nil)
+		o.save.end(vals[0], vals[1], out, features, rois, err == nil)
 	}
 	if err != nil {
 		return nil, err

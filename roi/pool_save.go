@@ -1,6 +1,7 @@
 package roi
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -21,6 +22,9 @@ import (
 //   - the scatter is given the very values the forward read and returned: the same features,
 //     rois and output objects (pointer identity; the save holds references to them until it
 //     is taken, so no other value can take their addresses);
+//   - the features and rois still hold the values the forward read, bit for bit (the forward
+//     keeps a copy of their bits and the scatter compares them: a tensor changed in place
+//     between the two, which gorgonia's machines never do but a caller of Do can, recomputes);
 //   - no forward or scatter is using it at that moment (busy).
 //
 // Otherwise it finds the argmaxes from the features, as the forward does (poolPass), so both
@@ -37,6 +41,8 @@ type poolSave struct {
 	features, rois, out G.Value // what the last saving forward read and returned (nil once taken)
 	at                  []int32
 	fresh, busy         bool
+	// the bits of the features' and rois' elements (row-major) when the forward read them
+	featureBits, roiBits []uint64
 }
 
 // neverSave turns saving off, so that tests can compare the recomputation with the save.
@@ -53,8 +59,8 @@ func (s *poolSave) want() {
 // it should not save: no gradient asked, or the buffer in use. A non-nil buffer must be
 // released with end.
 func (s *poolSave) begin(n int) []int32 {
-	if s == nil || !s.wanted.Load() || neverSave {
-		return nil
+	if s == nil || !s.wanted.Load() || neverSave || n == 0 {
+		return nil // n = 0: nothing to save
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -70,25 +76,28 @@ func (s *poolSave) begin(n int) []int32 {
 }
 
 // end releases the buffer taken by begin or take; with ok (after begin), it records what the
-// forward read and returned, making the save fresh.
-func (s *poolSave) end(features, rois, out G.Value, ok bool) {
+// forward read (the values, and fd and rd: their contiguous elements, whose bits it copies) and
+// returned, making the save fresh.
+func (s *poolSave) end(features, rois, out G.Value, fd, rd *tensor.Dense, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.busy = false
 	if ok {
 		s.features, s.rois, s.out, s.fresh = features, rois, out, true
+		s.featureBits, s.roiBits = appendBits(s.featureBits[:0], fd), appendBits(s.roiBits[:0], rd)
 	}
 }
 
-// take returns the fresh save made from features and rois that returned out, or nil. A non-nil
-// buffer must be released with end (not ok).
-func (s *poolSave) take(features, rois, out G.Value) []int32 {
+// take returns the fresh save made from features and rois that returned out, or nil; fd and rd
+// are their contiguous elements now. A non-nil buffer must be released with end (not ok).
+func (s *poolSave) take(features, rois, out G.Value, fd, rd *tensor.Dense) []int32 {
 	if s == nil {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.fresh || s.busy || !sameDense(s.features, features) || !sameDense(s.rois, rois) || !sameDense(s.out, out) {
+	if !s.fresh || s.busy || !sameDense(s.features, features) || !sameDense(s.rois, rois) || !sameDense(s.out, out) ||
+		!sameBits(s.roiBits, rd) || !sameBits(s.featureBits, fd) {
 		s.recomputed.Add(1)
 		return nil
 	}
@@ -104,4 +113,44 @@ func sameDense(a, b G.Value) bool {
 	x, ok := a.(*tensor.Dense)
 	y, ok2 := b.(*tensor.Dense)
 	return ok && ok2 && x == y
+}
+
+// appendBits appends the bits of d's elements (float32 or float64, contiguous) to dst.
+func appendBits(dst []uint64, d *tensor.Dense) []uint64 {
+	switch v := d.Data().(type) {
+	case []float32:
+		for _, x := range v[:d.Shape().TotalSize()] {
+			dst = append(dst, uint64(math.Float32bits(x)))
+		}
+	case []float64:
+		for _, x := range v[:d.Shape().TotalSize()] {
+			dst = append(dst, math.Float64bits(x))
+		}
+	}
+	return dst
+}
+
+// sameBits reports whether d's elements have the bits in bits.
+func sameBits(bits []uint64, d *tensor.Dense) bool {
+	n := d.Shape().TotalSize()
+	if len(bits) != n {
+		return false
+	}
+	switch v := d.Data().(type) {
+	case []float32:
+		for i, x := range v[:n] {
+			if uint64(math.Float32bits(x)) != bits[i] {
+				return false
+			}
+		}
+	case []float64:
+		for i, x := range v[:n] {
+			if math.Float64bits(x) != bits[i] {
+				return false
+			}
+		}
+	default:
+		return false
+	}
+	return true
 }
