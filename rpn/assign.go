@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -546,6 +547,13 @@ func matchImage(cfg Config, set *anchorSet, areas []float64, im Image, b int, s 
 	if len(gts) == 0 {
 		return
 	}
+	nEnc := 0 // sized first: with EncodeAllKept most anchors have a target, and growing copies
+	for i, l := range labels {
+		if s.kept[i] && (cfg.EncodeAllKept || l == 1) {
+			nEnc++
+		}
+	}
+	r.enc = slices.Grow(r.enc, nEnc)
 	for i, l := range labels {
 		if s.kept[i] && (cfg.EncodeAllKept || l == 1) {
 			r.enc = append(r.enc, encoded{int32(i), cfg.Coder.EncodeMemo(boxes[i], gts[s.matches.Matched[i]], &s.memo)})
