@@ -16,8 +16,9 @@ import (
 // call; AssignTargets is for reading the targets.
 //
 // The nodes must have been made for len(images) images and the anchors' A, H, W. Errors are
-// AssignTargets', and a Config whose normalisation is not the Loss's. On an error the nodes keep
-// their values. Not safe for concurrent use on the same nodes.
+// AssignTargets', a Config whose normalisation is not the Loss's, and nodes that are not the
+// shapes and dtype NewTargetNodes made; on these the nodes keep their values. Not safe for
+// concurrent use on the same nodes.
 func (tn *TargetNodes) Assign(cfg Config, anchors *Anchors, images []Image) error {
 	if tn == nil {
 		return fmt.Errorf("rpn: TargetNodes.Assign: the target nodes are nil (make them with NewTargetNodes)")
@@ -58,8 +59,12 @@ func assignNodes(fn string, cfg Config, levels []*Anchors, nodes []*TargetNodes,
 		case tn.B != len(images) || tn.A != an.A || tn.H != an.H || tn.W != an.W:
 			return fmt.Errorf("rpn: %s: %sthe nodes were made for B=%d A=%d H=%d W=%d, the anchors are A=%d H=%d W=%d for %d images",
 				fn, level(l), tn.B, tn.A, tn.H, tn.W, an.A, an.H, an.W, len(images))
-		case tn.Labels.Dtype() != nodes[0].Labels.Dtype():
-			return fmt.Errorf("rpn: %s: level %d's nodes are %v, level 0's %v; want one dtype", fn, l, tn.Labels.Dtype(), nodes[0].Labels.Dtype())
+		}
+		if err := tn.checkNodes(); err != nil {
+			return fmt.Errorf("rpn: %s: %s%w", fn, level(l), err)
+		}
+		if dt := tn.Labels.Dtype(); dt != nodes[0].Labels.Dtype() {
+			return fmt.Errorf("rpn: %s: level %d's nodes are %v, level 0's %v; want one dtype", fn, l, dt, nodes[0].Labels.Dtype())
 		}
 		for k := range l {
 			if nodes[k] == tn {
@@ -112,6 +117,31 @@ func bindTargets[T float](cfg Config, set *anchorSet, results []*imageResult, no
 			if err := G.Let(n, tn.bound[i]); err != nil {
 				return fmt.Errorf("%s: %w", n.Name(), err)
 			}
+		}
+	}
+	return nil
+}
+
+// checkNodes reports target nodes that NewTargetNodes would not have made: a nil node, a dtype
+// other than float32 or float64 or not the same for all five, or a shape other than (B, A, H, W)
+// for Labels and ClsWeights and (B, 4A, H, W) for the others (the fields are exported, so a
+// caller can change them).
+func (tn *TargetNodes) checkNodes() error {
+	want := []tensor.Shape{{tn.B, tn.A, tn.H, tn.W}, {tn.B, tn.A, tn.H, tn.W},
+		{tn.B, 4 * tn.A, tn.H, tn.W}, {tn.B, 4 * tn.A, tn.H, tn.W}, {tn.B, 4 * tn.A, tn.H, tn.W}}
+	var dt tensor.Dtype
+	for i, n := range tn.all() {
+		if n == nil {
+			return fmt.Errorf("target node %s is nil (make the nodes with NewTargetNodes)", targetNames[i])
+		}
+		if i == 0 {
+			dt = n.Dtype()
+		}
+		if d := n.Dtype(); (d != tensor.Float32 && d != tensor.Float64) || d != dt {
+			return fmt.Errorf("target node %s has dtype %v, %s %v; want float32 or float64, one for all", n.Name(), d, tn.Labels.Name(), dt)
+		}
+		if !n.Shape().Eq(want[i]) {
+			return fmt.Errorf("target node %s has shape %v; B=%d A=%d H=%d W=%d want %v", n.Name(), n.Shape(), tn.B, tn.A, tn.H, tn.W, want[i])
 		}
 	}
 	return nil

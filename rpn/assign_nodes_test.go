@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/detlab/smoothl1/internal/crashtest"
 	"github.com/detlab/smoothl1/internal/values"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -227,6 +228,69 @@ func TestAssignNodesBadInput(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 			sameBits(t, "labels after the error", values.Float64s(tn.Labels.Value()), before)
+		})
+	}
+}
+
+// TestAssignNodesTamperedNodes: TargetNodes' fields are exported; nodes changed after
+// NewTargetNodes (another B, a node of the wrong shape or dtype, a nil node, a zero value) are an
+// error from Assign and Set, not a crash in a worker goroutine (found by review: slice bounds out
+// of range and an interface conversion panic). In a child process, so a regression is reported.
+func TestAssignNodesTamperedNodes(t *testing.T) {
+	if !crashtest.InChild(t) {
+		return
+	}
+	an, err := NewAnchors(GenerateAnchors(16, []float64{0.5, 1, 2}, []float64{2, 4, 8}), 8, 8, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := Image{Height: 128, Width: 128, Boxes: [][4]float64{{10, 10, 60, 70}}}
+	cfg := TorchvisionConfig()
+	fresh := func(dt tensor.Dtype) (*G.ExprGraph, *TargetNodes) {
+		g := G.NewGraph()
+		tn, err := NewTargetNodes(g, dt, 1, an.A, an.H, an.W, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g, tn
+	}
+	targets, err := AssignTargets(cfg, an, []Image{img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		tamper func() *TargetNodes
+		images int
+		want   string
+	}{
+		{"B changed", func() *TargetNodes { _, tn := fresh(tensor.Float64); tn.B = 2; return tn }, 2, "has shape (1, 9, 8, 8)"},
+		{"small bbox node", func() *TargetNodes {
+			g, tn := fresh(tensor.Float64)
+			tn.BBoxTargets = G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, an.A, an.H, an.W), G.WithName("small"))
+			return tn
+		}, 1, "target node small has shape (1, 9, 8, 8)"},
+		{"float64 node among float32", func() *TargetNodes {
+			g, tn := fresh(tensor.Float32)
+			tn.ClsWeights = G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, an.A, an.H, an.W), G.WithName("w64"))
+			return tn
+		}, 1, "target node w64 has dtype float64"},
+		{"nil node", func() *TargetNodes { _, tn := fresh(tensor.Float32); tn.InsideWeights = nil; return tn }, 1, "rpn_bbox_inside_weights is nil"},
+		{"zero value", func() *TargetNodes { return &TargetNodes{B: 1, A: an.A, H: an.H, W: an.W} }, 1, "rpn_labels is nil"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			images := make([]Image, tc.images)
+			for i := range images {
+				images[i] = img
+			}
+			if err := tc.tamper().Assign(cfg, an, images); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Assign: error %v, want one containing %q", err, tc.want)
+			}
+			if tc.images == 1 {
+				if err := tc.tamper().Set(targets); err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Set: error %v, want one containing %q", err, tc.want)
+				}
+			}
 		})
 	}
 }

@@ -11,7 +11,8 @@ import (
 
 // TargetNodes are the graph inputs that carry a batch's Targets. Make them once per graph with
 // NewTargetNodes and refresh them every step with Assign (or Set), so a compiled machine can be
-// reused.
+// reused. Use them through the pointer NewTargetNodes returns: a copy would share their tensors
+// and scratch.
 type TargetNodes struct {
 	B, A, H, W int
 	// Labels and ClsWeights (B, A, H, W); BBoxTargets, InsideWeights, OutsideWeights (B, 4A, H, W).
@@ -104,6 +105,9 @@ func (tn *TargetNodes) Set(t *Targets) error {
 	if t.B != tn.B || t.A != tn.A || t.H != tn.H || t.W != tn.W {
 		return fmt.Errorf("rpn: TargetNodes.Set: targets have B=%d A=%d H=%d W=%d, nodes were made for B=%d A=%d H=%d W=%d",
 			t.B, t.A, t.H, t.W, tn.B, tn.A, tn.H, tn.W)
+	}
+	if err := tn.checkNodes(); err != nil {
+		return fmt.Errorf("rpn: TargetNodes.Set: %w", err)
 	}
 	if cfg, ok := t.Config(); ok {
 		n := cfg.normalisation()
