@@ -20,8 +20,9 @@ type Run struct {
 type SizeRange struct{ MinW, MaxW, MinH, MaxH float64 }
 
 // IoUBound is a bound on the IoU that Match computes between g and any box of the range (with
-// areas from Area): no such IoU exceeds it. +Inf when the range gives no bound (empty or NaN
-// sizes).
+// areas from Area): no such IoU exceeds it. +Inf when the range gives no bound (a NaN size, or a
+// minimum width or height, +1 with plusOne, that is not positive); 0 when no box of the range
+// can overlap g (an empty range, MinW > MaxW, among them).
 //
 // With I = min(MaxW + o, gw) * min(MaxH + o, gh) (o = 1 with plusOne) and A = (MinW + o) * (MinH
 // + o), the bound is I / (A + area(g) - I): each of Match's operations (a difference, +o, a
@@ -33,6 +34,9 @@ func (s *SizeRange) IoUBound(g [4]float64, plusOne bool) float64 {
 }
 
 func (s *SizeRange) iouBound(g [4]float64, areaG, o float64) float64 {
+	if s.MinW != s.MinW || s.MaxW != s.MaxW || s.MinH != s.MinH || s.MaxH != s.MaxH {
+		return math.Inf(1) // NaN: no bound (min(NaN, x) below would give one of 0)
+	}
 	minW, minH := s.MinW+o, s.MinH+o
 	if !(minW > 0 && minH > 0) {
 		return math.Inf(1)
@@ -72,10 +76,10 @@ type Matcher struct {
 	// below Low, below High and below the gt's best IoU so far: such an IoU decides no label (it
 	// is below both thresholds, so neither makes a box positive nor keeps it from being negative,
 	// and it is no gt's best). The labels are those without Prune, and so are Matched and MaxIoU
-	// of every box whose best IoU is >= min(Low, High) and of every gt's best box (with
-	// AllowLowQuality, computed again over all gts): every positive's match. The other boxes'
-	// MaxIoU may be lower and their Matched another gt's (some of their IoUs are not computed).
-	// It needs areas from Area.
+	// of every box whose best IoU is >= min(Low, High) and, with AllowLowQuality, of every gt's
+	// best box (its IoUs with the gts that skipped a run of its size are computed again): every
+	// positive's match. The other boxes' MaxIoU may be lower and their Matched another gt's (some
+	// of their IoUs are not computed). It needs areas from Area.
 	Prune bool
 }
 
@@ -91,15 +95,41 @@ type Matches struct {
 	ties   []int32
 	tieEnd []int
 	all    []bool // every box kept, for a nil kept
+	// with Prune: the gts that skipped a run, grouped by the run's Sizes
+	skipped []skipGroup
+	skipAt  map[*SizeRange]int
+}
+
+// skipGroup is the gts that skipped a run with these Sizes (a gt may appear more than once).
+type skipGroup struct {
+	sizes *SizeRange
+	gts   []int32
+}
+
+// skip records that gt j skipped a run with sizes s.
+func (m *Matches) skip(s *SizeRange, j int32) {
+	if m.skipAt == nil {
+		m.skipAt = make(map[*SizeRange]int)
+	}
+	k, ok := m.skipAt[s]
+	if !ok {
+		k = len(m.skipped)
+		m.skipAt[s] = k
+		if k < cap(m.skipped) {
+			m.skipped = m.skipped[:k+1]
+			m.skipped[k].sizes, m.skipped[k].gts = s, m.skipped[k].gts[:0]
+		} else {
+			m.skipped = append(m.skipped, skipGroup{sizes: s})
+		}
+	}
+	m.skipped[k].gts = append(m.skipped[k].gts, j)
 }
 
 // visit is pass 1 of Match for gt j (box g, area areaG) over the boxes of run r: each kept box's
 // best IoU and gt, and the gt's best IoU best with its boxes in out.ties[start:]. It returns the
 // ties and best. A function of its own, so that its loop keeps its values in registers.
 //
-// The IoU is iou(boxes[i], g, areas[i], areaG, o) inlined, the same operations with min and max
-// written as comparisons: for finite coordinates they differ from the builtins only in the sign
-// of a zero, which no result sees (x - (+0) = x - (-0) for x != 0, and a zero width is skipped).
+// The IoU is iou(boxes[i], g, areas[i], areaG, o) inlined: the same operations, the same bits.
 func (out *Matches) visit(r Run, boxes [][4]float64, areas []float64, kept []bool, g [4]float64, areaG, o float64, j int32, start int, best float64) ([]int32, float64) {
 	ties := out.ties
 	maxIoU, matched := out.MaxIoU, out.Matched
@@ -154,6 +184,8 @@ func (m *Matches) reset(n, gts int) {
 	}
 	m.gtMax = append(m.gtMax[:0], make([]float64, gts)...)
 	m.ties, m.tieEnd = m.ties[:0], m.tieEnd[:0]
+	m.skipped = m.skipped[:0]
+	clear(m.skipAt)
 }
 
 // Match labels boxes against gts into out. areas are the boxes' areas (Area; nil: computed);
@@ -203,7 +235,7 @@ func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][
 		start := len(out.ties)
 		best := out.gtMax[j]
 		areaG := area(g, o)
-		var sizes *SizeRange // the last run's, and its bound
+		var sizes, recorded *SizeRange // the last run's and its bound; the last skipped
 		var bound float64
 		for _, r := range visit(g) {
 			if m.Prune && r.Sizes != nil {
@@ -211,6 +243,10 @@ func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][
 					sizes, bound = r.Sizes, r.Sizes.iouBound(g, areaG, o)
 				}
 				if bound < floor && bound < best {
+					if r.Sizes != recorded {
+						out.skip(r.Sizes, int32(j))
+						recorded = r.Sizes
+					}
 					continue
 				}
 			}
@@ -219,21 +255,29 @@ func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][
 		out.gtMax[j] = best
 		out.tieEnd = append(out.tieEnd, len(out.ties))
 	}
-	if m.Prune && m.AllowLowQuality {
+	if m.Prune && m.AllowLowQuality && len(out.skipped) > 0 {
 		// a gt's best box is positive even below the floor, and its match is its own best gt
 		// over all gts (torchvision's all_matches), but its IoUs below the floor may have been
-		// skipped: compute its best again over every gt, in gt order (the first gt wins ties)
+		// skipped. A gt skipped box i only in a run whose Sizes hold box i's size: add the IoUs
+		// with those gts to the best of the others (pass 1's), keeping the largest IoU and, on
+		// equal IoUs, the first gt, as pass 1 does.
 		for _, i := range out.ties {
 			if out.MaxIoU[i] >= floor {
 				continue // every skipped IoU is below the floor, so below this box's best
 			}
-			best, at := 0.0, int32(0)
-			for j, g := range gts {
-				if v := iou(boxes[i], g, areas[i], area(g, o), o); v > best {
-					best, at = v, int32(j)
+			b := &boxes[i]
+			w, h := b[2]-b[0], b[3]-b[1]
+			for _, sg := range out.skipped {
+				if s := sg.sizes; !(s.MinW <= w && w <= s.MaxW && s.MinH <= h && h <= s.MaxH) {
+					continue // box i is in no run with these Sizes
+				}
+				for _, j := range sg.gts {
+					v := iou(*b, gts[j], areas[i], area(gts[j], o), o)
+					if cur := out.MaxIoU[i]; v > cur || (v == cur && v > 0 && j < out.Matched[i]) {
+						out.MaxIoU[i], out.Matched[i] = v, j
+					}
 				}
 			}
-			out.MaxIoU[i], out.Matched[i] = best, at
 		}
 	}
 	negatives := func() {

@@ -123,3 +123,27 @@ func TestMatcherPrune(t *testing.T) {
 		}
 	}
 }
+
+// TestIoUBoundSpecial: a NaN size gives no bound (+Inf: the run is never skipped), an empty
+// range bounds nothing it holds (0), and sizes whose minimum is not positive give no bound (found
+// by review: NaN gave 0, so a run holding a box equal to the gt was skipped).
+func TestIoUBoundSpecial(t *testing.T) {
+	g := [4]float64{0, 0, 10, 10}
+	inf := math.Inf(1)
+	for _, tc := range []struct {
+		name string
+		s    SizeRange
+		want float64
+	}{
+		{"NaN MaxW", SizeRange{5, math.NaN(), 5, 20}, inf},
+		{"NaN MaxH", SizeRange{5, 20, 5, math.NaN()}, inf},
+		{"NaN MinW", SizeRange{math.NaN(), 20, 5, 20}, inf},
+		{"empty", SizeRange{inf, -inf, inf, -inf}, 0},
+		{"zero width", SizeRange{0, 20, 5, 20}, inf},
+		{"exact box", SizeRange{10, 10, 10, 10}, 1}, // IoU 100/100 (hand-derived)
+	} {
+		if got := tc.s.IoUBound(g, false); got != tc.want {
+			t.Errorf("%s: IoUBound %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

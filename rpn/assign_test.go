@@ -388,36 +388,52 @@ func TestPositiveWeight(t *testing.T) {
 
 // TestAssignPrunedLowQualityMatch: an anchor made positive as a small gt's best (IoU below the
 // thresholds) encodes its own best gt, even when the matcher skipped that IoU. Hand-derived
-// scene (TorchvisionConfig, no +1): 16x16 and 64x64 cell anchors, stride 16. Anchor i =
-// [40, 40, 56, 56] is gt 0 = [46, 46, 50, 50]'s best (IoU 16/256 = 0.0625, the only anchor that
-// overlaps it more), and overlaps gt 1 = [20, 20, 80, 80] with IoU 256/3600 = 0.0711; gt 1's best
-// is the 64x64 anchor [16, 16, 80, 80] (IoU 3600/4096 = 0.879), so the 16x16 shape's bound for
-// gt 1 (0.0711) is below both 0.3 and 0.879, and its IoUs with gt 1 are skipped. Anchor i's
-// target must still encode gt 1, its best gt (as torchvision's all_matches).
+// scenes (TorchvisionConfig, no +1): 16x16 and 64x64 cell anchors, stride 16; anchor i =
+// [40, 40, 56, 56] is the best of the small gt [46, 46, 50, 50] (IoU 16/256 = 0.0625, the only
+// anchor that overlaps it more).
+//   - "larger IoU": gt 1 = [20, 20, 80, 80] overlaps anchor i with IoU 256/3600 = 0.0711; its
+//     best is the 64x64 anchor [16, 16, 80, 80] (IoU 3600/4096 = 0.879), so the 16x16 shape's
+//     bound for it (0.0711) is below 0.3 and 0.879 and its IoUs are skipped. Anchor i must encode
+//     gt 1 (as torchvision's all_matches).
+//   - "equal IoU, earlier gt": gt 0 = [16, 16, 80, 80] has IoU 256/4096 = 0.0625 with anchor i,
+//     bit-equal to the small gt's (now gt 1), and its best is the 64x64 anchor equal to it (IoU
+//     1), so it skips the 16x16 shape. The first gt wins equal IoUs: anchor i must encode gt 0.
 func TestAssignPrunedLowQualityMatch(t *testing.T) {
 	an, err := NewAnchors([][4]float64{{-8, -8, 8, 8}, {-32, -32, 32, 32}}, 8, 8, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := TorchvisionConfig()
-	gts := [][4]float64{{46, 46, 50, 50}, {20, 20, 80, 80}}
-	tg, err := AssignTargets(cfg, an, []Image{{Height: 128, Width: 128, Boxes: gts}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const y, x, a = 3, 3, 0 // anchor i: cell (3, 3), shape 0: [-8, -8, 8, 8] + 48
-	if an.Boxes[(y*an.W+x)*an.A+a] != [4]float64{40, 40, 56, 56} {
+	anchor := [4]float64{40, 40, 56, 56}
+	if an.Boxes[(y*an.W+x)*an.A+a] != anchor {
 		t.Fatalf("anchor i is %v", an.Boxes[(y*an.W+x)*an.A+a])
 	}
-	hw := an.H * an.W
-	if l := tg.Labels[a*hw+y*an.W+x]; l != 1 {
-		t.Fatalf("anchor i has label %v, want 1 (gt 0's best)", l)
+	for _, tc := range []struct {
+		name string
+		gts  [][4]float64
+		want int // the gt anchor i must encode
+	}{
+		{"larger IoU", [][4]float64{{46, 46, 50, 50}, {20, 20, 80, 80}}, 1},
+		{"equal IoU, earlier gt", [][4]float64{{16, 16, 80, 80}, {46, 46, 50, 50}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			images := []Image{{Height: 128, Width: 128, Boxes: tc.gts}}
+			tg, err := AssignTargets(cfg, an, images)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hw := an.H * an.W
+			if l := tg.Labels[a*hw+y*an.W+x]; l != 1 {
+				t.Fatalf("anchor i has label %v, want 1 (the small gt's best)", l)
+			}
+			want := cfg.Coder.Encode(anchor, tc.gts[tc.want])
+			for k := 0; k < 4; k++ {
+				if got := tg.BBoxTargets[(4*a+k)*hw+y*an.W+x]; got != want[k] {
+					t.Fatalf("target %d is %v, want %v (gt %d's encoding)", k, got, want[k], tc.want)
+				}
+			}
+			checkInvariants(t, cfg, an, images, tg, false)
+		})
 	}
-	want := cfg.Coder.Encode([4]float64{40, 40, 56, 56}, gts[1])
-	for k := 0; k < 4; k++ {
-		if got := tg.BBoxTargets[(4*a+k)*hw+y*an.W+x]; got != want[k] {
-			t.Fatalf("target %d is %v, want %v (gt 1's encoding; gt 0's is %v)", k, got, want[k], cfg.Coder.Encode([4]float64{40, 40, 56, 56}, gts[0]))
-		}
-	}
-	checkInvariants(t, cfg, an, []Image{{Height: 128, Width: 128, Boxes: gts}}, tg, false)
 }

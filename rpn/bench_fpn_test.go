@@ -202,3 +202,25 @@ func BenchmarkPeakRSS8x64x64Torchvision500GT(b *testing.B) {
 
 // rss8x64x64Start is BenchmarkPeakRSS8x64x64Torchvision500GT's start-RSS-MB.
 var rss8x64x64Start float64
+
+// BenchmarkAssignFPNTinyGTs: one 800x1216 image with torchvision's five FPN levels and 500 gt
+// boxes of 2x2 pixels (a crowd of tiny objects, found by review to make the pruning matcher's
+// recomputation of low-quality matches dominate: every tiny gt ties with dozens of 32x32 anchors).
+func BenchmarkAssignFPNTinyGTs(b *testing.B) {
+	levels := fpnLevels(b)
+	rng := rand.New(rand.NewSource(35))
+	im := Image{Height: 800, Width: 1216}
+	for j := 0; j < 500; j++ {
+		x, y := math.Round(rng.Float64()*1200), math.Round(rng.Float64()*790)
+		im.Boxes = append(im.Boxes, [4]float64{x, y, x + 2, y + 2})
+	}
+	cfg := TorchvisionConfig()
+	var as Assigner
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := as.AssignTargetsLevels(cfg, levels, []Image{im}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
