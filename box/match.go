@@ -197,10 +197,16 @@ func (m *Matches) reset(n, gts int) {
 func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][4]float64, candidates func(g [4]float64, runs []Run) []Run, out *Matches) {
 	n := len(boxes)
 	out.reset(n, len(gts))
-	isKept := func(i int) bool { return kept == nil || kept[i] }
+	if kept == nil { // every box kept
+		out.all = slices.Grow(out.all[:0], n)[:n]
+		for i := range out.all {
+			out.all[i] = true
+		}
+		kept = out.all
+	}
 	if len(gts) == 0 {
 		for i := 0; i < n; i++ {
-			if isKept(i) {
+			if kept[i] {
 				out.Labels[i] = 0
 			}
 		}
@@ -223,13 +229,6 @@ func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][
 	}
 	// pass 1, gt by gt: each kept box's best IoU and gt (only a strictly larger IoU replaces, so
 	// the first gt wins ties), each gt's best IoU over the kept boxes and the boxes that reach it
-	if kept == nil {
-		out.all = slices.Grow(out.all[:0], n)[:n]
-		for i := range out.all {
-			out.all[i] = true
-		}
-		kept = out.all
-	}
 	floor := min(m.Low, m.High) // an IoU below it and below a gt's best decides nothing
 	for j, g := range gts {
 		start := len(out.ties)
@@ -282,7 +281,7 @@ func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][
 	}
 	negatives := func() {
 		for i := 0; i < n; i++ {
-			if isKept(i) && out.MaxIoU[i] < m.Low {
+			if kept[i] && out.MaxIoU[i] < m.Low {
 				out.Labels[i] = 0
 			}
 		}
@@ -302,7 +301,7 @@ func (m Matcher) Match(boxes [][4]float64, areas []float64, kept []bool, gts [][
 		}
 	}
 	for i := 0; i < n; i++ {
-		if isKept(i) && out.MaxIoU[i] >= m.High {
+		if kept[i] && out.MaxIoU[i] >= m.High {
 			out.Labels[i] = 1
 		}
 	}

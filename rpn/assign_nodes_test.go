@@ -18,15 +18,7 @@ import (
 // check against torchvision and py-faster-rcnn), in float32 and float64, with one and two
 // levels; a Set between two Assigns on the same nodes changes nothing either.
 func TestAssignNodesNoStaleValues(t *testing.T) {
-	cell := GenerateAnchors(16, []float64{0.5, 1, 2}, []float64{2, 4, 8})
-	l0, err := NewAnchors(cell, 16, 16, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l1, err := NewAnchors(GenerateAnchors(16, []float64{0.5, 1, 2}, []float64{8, 16}), 8, 8, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l0, l1 := twoLevels(t)
 	steps := []struct {
 		gts  []int
 		size float64

@@ -11,15 +11,7 @@ import (
 // AssignTargetsLevels (the expected values are the package's own unreused path, which the goldens
 // check against torchvision and py-faster-rcnn).
 func TestAssignerNoStaleValues(t *testing.T) {
-	cell := GenerateAnchors(16, []float64{0.5, 1, 2}, []float64{2, 4, 8})
-	l0, err := NewAnchors(cell, 16, 16, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l1, err := NewAnchors(GenerateAnchors(16, []float64{0.5, 1, 2}, []float64{8, 16}), 8, 8, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l0, l1 := twoLevels(t)
 	// gt counts per image, step by step; sizes vary so the border filter keeps other anchors
 	steps := []struct {
 		gts  []int
@@ -72,4 +64,19 @@ func TestAssignerNoStaleValues(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoLevels is the reuse tests' two levels: 16x16 cells of stride 16 (nine cell anchors, sizes
+// 32-128) and 8x8 cells of stride 32 (six, sizes 128-256).
+func twoLevels(t *testing.T) (l0, l1 *Anchors) {
+	t.Helper()
+	l0, err := NewAnchors(GenerateAnchors(16, []float64{0.5, 1, 2}, []float64{2, 4, 8}), 16, 16, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l1, err = NewAnchors(GenerateAnchors(16, []float64{0.5, 1, 2}, []float64{8, 16}), 8, 8, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l0, l1
 }

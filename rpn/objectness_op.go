@@ -187,13 +187,6 @@ func sigmoid(z float64) float64 {
 	return e / (1 + e)
 }
 
-func checkLabel(o objectnessOp, i int, y float64) error {
-	if y != -1 && y != 0 && y != 1 {
-		return fmt.Errorf("rpn: %v: label %d is %v; labels must be -1, 0 or 1", o, i, y)
-	}
-	return nil
-}
-
 // segment is a run [lo, hi) of anchors of a (B, A, H, W) plane whose scores lie at a fixed
 // offset: anchor i's foreground score is i + fg and, for Softmax2, its background score i + bg
 // (class c of anchor r of image b is at (2b+c)*plane + r in the (B, 2A, H, W) scores; no
@@ -219,7 +212,7 @@ func labelOf[T float](o objectnessOp, i int, yl T) (float64, error) {
 	case -1, 0, 1:
 		return float64(yl), nil
 	}
-	return 0, checkLabel(o, i, float64(yl))
+	return 0, fmt.Errorf("rpn: %v: label %d is %v; labels must be -1, 0 or 1", o, i, yl)
 }
 
 func objectnessForward[T float](o objectnessOp, scores, labels, weights []T) (float64, error) {

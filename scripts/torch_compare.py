@@ -343,7 +343,7 @@ def main():
         if args.only != "rpn":
             go.update(go_bench("./op", "SmoothL1_2_36M/float32/(fwdbwd|floor)$"))
         if args.only != "l1" and gt != 100:
-            go.update(go_bench("./rpn", "AssignAndLoss8x64x64Torchvision%s(Set)?$" % ("500GT" if gt == 500 else "")))
+            go.update(go_bench("./rpn", "AssignAndLoss8x64x64Torchvision%s(Set)?$|LossFwdBwd8x64x64Torchvision$" % ("500GT" if gt == 500 else "")))
     go_l1 = go.get("BenchmarkSmoothL1_2_36M/float32/fwdbwd")
     go_floor = go.get("BenchmarkSmoothL1_2_36M/float32/floor")
     suffix = "500GT" if gt == 500 else ""
@@ -367,6 +367,9 @@ def main():
         print("  median Go / torch: %.2fx" % ratios[len(ratios) // 2])
     if go_rpn:
         print("%-66s %10.2f" % ("Go rpn TargetNodes.Assign + rpn.Loss fwd+bwd (torchvision config)", go_rpn * 1e3))
+    go_rpn_floor = go.get("BenchmarkLossFwdBwd8x64x64Torchvision")
+    if go_rpn_floor and go_rpn:
+        print("%-66s %10.2f" % ("Go floor: rpn.Loss fwd+bwd alone (targets bound once)", go_rpn_floor * 1e3))
     if go_rpn_set:
         print("%-66s %10.2f" % ("Go baseline: rpn.AssignTargets + TargetNodes.Set + rpn.Loss", go_rpn_set * 1e3))
         for name, sec in rows:
